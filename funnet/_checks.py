@@ -1,0 +1,164 @@
+"""Input checks at the public boundary.
+
+Each check converts what it accepts once (lists, integer and boolean arrays
+become floating point) and raises a ``TypeError`` or ``ValueError`` that
+names the argument, what came in and what was expected. Inner functions
+(layer kernels, the training step) trust their inputs and stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _describe(a: np.ndarray) -> str:
+    return f"{a.dtype} array of shape {a.shape}"
+
+
+def as_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as an ndarray of numbers (bool, int, uint or float)."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(
+            f"{name} must be an array of numbers, got {type(value).__name__}"
+        )
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(
+            f"{name} must be an array of numbers (a rectangular nested list or "
+            f"an ndarray), could not convert it: {exc}"
+        ) from None
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers (bool, integer or float), got "
+            f"dtype {a.dtype}"
+        )
+    return a
+
+
+def first_weight(params: Mapping[str, np.ndarray]) -> tuple[str, np.ndarray] | None:
+    """The first 2-D entry of ``params`` (``W1`` for an MLP), if any."""
+    for key, value in params.items():
+        if np.ndim(value) == 2:
+            return key, value
+    return None
+
+
+def params_dtype(params: Mapping[str, np.ndarray]) -> np.dtype:
+    dtypes = {np.asarray(v).dtype for v in params.values()}
+    if len(dtypes) == 1:
+        (dt,) = dtypes
+        if dt in FLOATS:
+            return dt
+    if not dtypes:
+        return np.dtype(np.float64)
+    raise TypeError(
+        f"params must all be float32 or all float64, got dtypes "
+        f"{sorted(str(d) for d in dtypes)}"
+    )
+
+
+def features(
+    X: Any,
+    params: Mapping[str, np.ndarray] | None,
+    name: str = "X",
+    dtype: Any = None,
+) -> np.ndarray:
+    """Check a feature matrix and return it as a float array.
+
+    Expected: 2-D ``(samples, features)``, at least one row, finite values,
+    and ``X.shape[1]`` equal to the rows of the first weight matrix in
+    ``params``. The result has the params' dtype (or ``dtype``); an array
+    that already has it is returned without a copy.
+    """
+    a = as_array(X, name)
+    if a.ndim != 2:
+        hint = (
+            f"; for one sample use {name}.reshape(1, -1), for one feature "
+            f"{name}.reshape(-1, 1)"
+            if a.ndim == 1
+            else ""
+        )
+        raise ValueError(
+            f"{name} must be 2-D (samples, features), got {_describe(a)}{hint}"
+        )
+    if a.shape[0] == 0:
+        raise ValueError(f"{name} has no rows; expected at least one sample")
+    if params is not None:
+        found = first_weight(params)
+        if found is not None and found[1].shape[0] != a.shape[1]:
+            key, W = found
+            raise ValueError(
+                f"{name} has {a.shape[1]} features but params[{key!r}] has "
+                f"shape {W.shape}; expected {name}.shape[1] == {W.shape[0]}"
+            )
+        target = params_dtype(params) if dtype is None else np.dtype(dtype)
+    else:
+        target = np.dtype(dtype or (a.dtype if a.dtype in FLOATS else np.float64))
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise ValueError(
+            f"{name} contains NaN or infinity (first at row {bad[0]}, column "
+            f"{bad[1]}: {a[tuple(bad)]}); expected finite numbers"
+        )
+    return a.astype(target, copy=False)
+
+
+def labels(y: Any, n_samples: int, n_classes: int | None, name: str = "y") -> np.ndarray:
+    """Check integer class labels: shape ``(n_samples,)``, values in ``[0, n_classes)``.
+
+    Floats that are whole numbers (``1.0``) are accepted and converted.
+    """
+    a = as_array(y, name)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D array of {n_samples} integer labels, got "
+            f"{_describe(a)}"
+        )
+    if a.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {a.shape[0]} labels but X has {n_samples} rows; "
+            f"expected one label per sample"
+        )
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} contains NaN or infinity; expected integer labels")
+        if not (a == np.round(a)).all():
+            bad = a[a != np.round(a)][0]
+            raise ValueError(
+                f"{name} must hold integer class labels, got the value {bad}"
+            )
+    a = a.astype(np.int64, copy=False)
+    if a.size and a.min() < 0:
+        raise ValueError(
+            f"{name} contains the negative label {a.min()}; expected labels "
+            f"0, 1, ..., n_classes - 1"
+        )
+    if n_classes is not None and a.size and a.max() >= n_classes:
+        raise ValueError(
+            f"{name} contains the label {a.max()} but the network has "
+            f"{n_classes} outputs; expected labels in [0, {n_classes})"
+        )
+    return a
+
+
+def targets(y: Any, n_samples: int, n_outputs: int, name: str = "y", dtype=None) -> np.ndarray:
+    """Check float targets of shape ``(n_samples, n_outputs)`` (or ``(n,)`` for one output)."""
+    a = as_array(y, name)
+    if a.ndim == 1 and n_outputs == 1:
+        a = a[:, None]
+    if a.shape != (n_samples, n_outputs):
+        raise ValueError(
+            f"{name} has shape {a.shape}; expected ({n_samples}, {n_outputs}) "
+            f"to match {n_samples} samples and {n_outputs} network outputs"
+        )
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinity; expected finite targets")
+    return a.astype(dtype or (a.dtype if a.dtype in FLOATS else np.float64), copy=False)

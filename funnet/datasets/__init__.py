@@ -1,0 +1,216 @@
+"""Real data sets shipped with funnet, a stratified split, and file loaders.
+
+Two classic UCI data sets come inside the package as compressed ``.npz``
+files (see ``funnet/datasets/README.md`` for their sources and licences):
+
+``"digits"``
+    1,797 handwritten digits as 8x8 images flattened to 64 features with
+    values 0..16, labels 0..9.
+``"breast_cancer"``
+    569 tumours described by 30 real-valued features, labels
+    0 = malignant, 1 = benign.
+
+>>> X, y = load("digits")
+>>> X.shape, y.shape, X.dtype, y.dtype
+((1797, 64), (1797,), dtype('float64'), dtype('int64'))
+>>> X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
+>>> len(X_train), len(X_test)
+(1437, 360)
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from funnet._random import Seed, generator
+
+__all__ = [
+    "NAMES",
+    "load",
+    "load_npz",
+    "load_csv",
+    "load_file",
+    "train_test_split",
+    "Standardizer",
+    "standardize",
+]
+
+NAMES = ("digits", "breast_cancer")
+
+
+def _read_npz(source, what: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(source, allow_pickle=False) as archive:
+            keys = set(archive.files)
+            if not {"X", "y"} <= keys:
+                raise ValueError(
+                    f"{what} must hold arrays named 'X' and 'y', found "
+                    f"{sorted(keys)}"
+                )
+            X, y = archive["X"], archive["y"]
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise ValueError(
+                f"{what} holds object arrays, which funnet never unpickles; "
+                f"save plain numeric arrays instead"
+            ) from None
+        raise
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{what} is not a readable .npz file: {exc}") from None
+    return X.astype(np.float64), y
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Load a bundled data set: ``(X, y)`` with ``X`` float64 and ``y`` int64.
+
+    Args:
+      name: one of :data:`NAMES`.
+    """
+    if name not in NAMES:
+        raise ValueError(f"unknown data set {name!r}; expected one of {list(NAMES)}")
+    path = resources.files(__name__).joinpath("data", f"{name}.npz")
+    with path.open("rb") as f:
+        X, y = _read_npz(f, f"the bundled data set {name!r}")
+    return X, y.astype(np.int64)
+
+
+def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``(X, y)`` from an ``.npz`` file with arrays named ``X`` and ``y``.
+
+    The file is read with ``allow_pickle=False``; object arrays are refused.
+    """
+    return _read_npz(os.fspath(path), f"{os.fspath(path)!r}")
+
+
+def load_csv(
+    path: str | os.PathLike, target: str | int = -1, delimiter: str = ","
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``(X, y)`` from a CSV file of numbers with an optional header row.
+
+    Args:
+      path: the file.
+      target: the column holding the target, by header name or index
+        (default: the last column).
+      delimiter: the field separator.
+    """
+    with open(path, newline="") as f:
+        rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
+    if not rows:
+        raise ValueError(f"{os.fspath(path)!r} is empty; expected rows of numbers")
+    header = None
+    try:
+        [float(v) for v in rows[0]]
+    except ValueError:
+        header, rows = rows[0], rows[1:]
+    if isinstance(target, str):
+        if header is None or target not in header:
+            raise ValueError(
+                f"no column named {target!r} in {os.fspath(path)!r}; header "
+                f"is {header}"
+            )
+        target = header.index(target)
+    try:
+        data = np.array(rows, dtype=np.float64)
+    except ValueError as exc:
+        raise ValueError(
+            f"{os.fspath(path)!r} must hold numbers in equally long rows: {exc}"
+        ) from None
+    if data.ndim != 2 or data.shape[1] < 2:
+        raise ValueError(
+            f"{os.fspath(path)!r} needs at least two columns (features and a "
+            f"target), got shape {data.shape}"
+        )
+    y = data[:, target]
+    X = np.delete(data, target, axis=1)
+    if np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    return X, y
+
+
+def load_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``(X, y)`` from a ``.npz`` or ``.csv`` file, chosen by its suffix."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix == ".npz":
+        return load_npz(path)
+    if suffix == ".csv":
+        return load_csv(path)
+    raise ValueError(
+        f"cannot load {os.fspath(path)!r}: expected a .npz or .csv file"
+    )
+
+
+def train_test_split(
+    X: Any, y: Any, test_size: float = 0.2, seed: Seed = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded split that keeps each class's share in both parts.
+
+    Each class contributes ``round(test_size * count)`` samples to the test
+    part (at least one when it has two or more). Rows are returned in a
+    shuffled order. Targets that are not integer labels are split without
+    stratification.
+
+    Returns:
+      ``(X_train, X_test, y_train, y_test)``.
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
+    rng = generator(seed)
+    if y.ndim == 1 and y.dtype.kind in "iub":
+        test = []
+        for label in np.unique(y):
+            members = rng.permutation(np.flatnonzero(y == label))
+            k = int(round(test_size * len(members)))
+            if len(members) > 1:
+                k = min(max(k, 1), len(members) - 1)
+            test.append(members[:k])
+        test_idx = np.concatenate(test)
+    else:
+        test_idx = rng.permutation(len(y))[: int(round(test_size * len(y)))]
+    is_test = np.zeros(len(y), dtype=bool)
+    is_test[test_idx] = True
+    train_idx = rng.permutation(np.flatnonzero(~is_test))
+    test_idx = rng.permutation(test_idx)
+    return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+class Standardizer:
+    """Per-feature ``(X - mean) / std``, fitted on training data only.
+
+    A constant feature keeps ``std = 1`` so it maps to zero rather than NaN.
+    Instances are immutable values.
+    """
+
+    __slots__ = ("mean", "std")
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        object.__setattr__(self, "mean", np.array(mean, dtype=np.float64))
+        object.__setattr__(self, "std", np.array(std, dtype=np.float64))
+        self.mean.flags.writeable = False
+        self.std.flags.writeable = False
+
+    def __setattr__(self, name, value):
+        raise TypeError("Standardizer is immutable")
+
+    @classmethod
+    def fit(cls, X: Any) -> "Standardizer":
+        X = np.asarray(X, dtype=np.float64)
+        std = X.std(axis=0)
+        return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def __call__(self, X: Any, dtype: Any = np.float64) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        return ((X - self.mean) / self.std).astype(dtype)
+
+
+def standardize(X_train: Any, *others: Any, dtype: Any = np.float64):
+    """Standardize ``X_train`` and any other arrays with the training statistics."""
+    scaler = Standardizer.fit(X_train)
+    return tuple(scaler(X, dtype) for X in (X_train, *others))
