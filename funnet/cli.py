@@ -155,8 +155,9 @@ def save_params(path: str, params) -> None:
         raise
 
 
-def train(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
+def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     """Run ``funnet train`` with parsed ``args``; returns the summary dict."""
+    out = sys.stdout if out is None else out
     name, X, y = _load(args.data)
     dtype = np.dtype(args.dtype)
     y = np.asarray(y)
