@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from funnet import datasets, losses
+from funnet import datasets, losses, optimizers, schedules
 from funnet.models import init, mlp
-from funnet.optimizers import sgd
 from funnet.training import (
     batches,
     evaluate,
@@ -62,6 +61,52 @@ def _positive(kind):
     return parse
 
 
+DEFAULT_OPTIMIZER = "adam"
+DEFAULT_LEARNING_RATES = {
+    "sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
+    "rmsprop": 0.001, "adam": 0.001, "adamw": 0.001,
+}
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a number >= 0, got {text!r}"
+        )
+    return value
+
+
+def _learning_rate(args: argparse.Namespace) -> float:
+    return args.lr if args.lr is not None else DEFAULT_LEARNING_RATES[args.optimizer]
+
+
+def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> optimizers.Optimizer:
+    """The optimizer that ``--optimizer``, ``--lr``, ``--lr-schedule``,
+    ``--weight-decay`` and ``--clip-norm`` describe.
+
+    ``clip -> optimizer -> decay`` as one :func:`~funnet.optimizers.chain`;
+    the parts not asked for are left out.
+    """
+    lr = schedules.parse(
+        args.lr_schedule, _learning_rate(args),
+        total_steps=args.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
+    )
+    wd = args.weight_decay
+    if args.optimizer == "adamw":
+        opt = optimizers.get("adamw", lr, **({} if wd is None else {"weight_decay": wd}))
+    else:
+        opt = optimizers.get(args.optimizer, lr)
+        if wd:
+            opt = optimizers.chain(opt, optimizers.weight_decay(wd, lr))
+    if args.clip_norm is not None:
+        opt = optimizers.chain(optimizers.clip_by_global_norm(args.clip_norm), opt)
+    return opt
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="funnet",
@@ -75,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Train a multilayer perceptron with mini-batch gradient descent. "
             "Without options it trains on the bundled handwritten digits."
         ),
+        epilog="SCHEDULES (--lr-schedule):\n" + schedules.SYNTAX,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument(
         "--data", default="digits",
@@ -90,8 +137,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="hidden activation (default: relu)",
     )
     train.add_argument(
-        "--lr", type=_positive(float), default=0.1,
-        help="learning rate (default: 0.1)",
+        "--optimizer", default=DEFAULT_OPTIMIZER, choices=optimizers.NAMES,
+        help=f"the update rule (default: {DEFAULT_OPTIMIZER})",
+    )
+    train.add_argument(
+        "--lr", type=_positive(float), default=None,
+        help="base learning rate (default: "
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items()) + ")",
+    )
+    train.add_argument(
+        "--lr-schedule", default="constant", metavar="SCHEDULE",
+        help="how the learning rate changes over the run, e.g. cosine, "
+        "step:10:0.5 or warmup:5+cosine; see SCHEDULES below (default: constant)",
+    )
+    train.add_argument(
+        "--weight-decay", type=_non_negative, default=None, metavar="WD",
+        help="decoupled weight decay: each step also subtracts lr*WD*W from the "
+        "weight matrices, biases excluded (default: 0.01 for adamw, else 0)",
+    )
+    train.add_argument(
+        "--clip-norm", type=_positive(float), default=None, metavar="C",
+        help="scale the gradients down when their global norm exceeds C "
+        "(default: no clipping)",
     )
     train.add_argument(
         "--epochs", type=_positive(int), default=30,
@@ -155,8 +222,9 @@ def save_params(path: str, params) -> None:
         raise
 
 
-def train(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
+def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     """Run ``funnet train`` with parsed ``args``; returns the summary dict."""
+    out = sys.stdout if out is None else out
     name, X, y = _load(args.data)
     dtype = np.dtype(args.dtype)
     y = np.asarray(y)
@@ -197,7 +265,7 @@ def train(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
     X_val, t_val = prepare(net, params, X_val, targets(y_val), loss)
     X_test, t_test = prepare(net, params, X_test, targets(y_test), loss)
 
-    optimizer = sgd(args.lr)
+    optimizer = _optimizer(args, steps_per_epoch=-(-len(X_fit) // args.batch_size))
     step = make_step(net, loss, optimizer, seed=args.seed)
     state = init_train_state(params, optimizer)
 
@@ -237,7 +305,9 @@ def train(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
         "seconds": round(total, 3),
         "hidden": args.hidden,
         "activation": args.activation,
-        "learning_rate": args.lr,
+        "optimizer": args.optimizer,
+        "learning_rate": _learning_rate(args),
+        "lr_schedule": args.lr_schedule,
         "batch_size": args.batch_size,
         "dtype": args.dtype,
     }

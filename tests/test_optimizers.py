@@ -1,0 +1,424 @@
+"""Optimizers and gradient transformations: the textbook rules, purity, dtypes."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import funnet
+from funnet import losses, optimizers, schedules
+from funnet.optimizers import (
+    AdamState,
+    MomentumState,
+    OptState,
+    adagrad,
+    adam,
+    adamw,
+    apply_updates,
+    chain,
+    clip_by_global_norm,
+    clip_by_value,
+    momentum,
+    nesterov,
+    rmsprop,
+    scale_by_schedule,
+    sgd,
+    weight_decay,
+)
+from funnet.params import Params
+
+# -- helpers ----------------------------------------------------------------
+
+
+def _split(flat):
+    """A params-shaped pair (a matrix and a bias) from a vector of 6 numbers."""
+    return Params(W=flat[:4].reshape(2, 2), b=flat[4:])
+
+
+def _join(p):
+    return np.concatenate([np.asarray(p["W"]).ravel(), np.asarray(p["b"])])
+
+
+def _updates(opt, params, grads_seq):
+    """Run ``opt`` over the gradients; the flat update of every step."""
+    state = opt.init(params)
+    out = []
+    for g in grads_seq:
+        updates, state = opt.update(_split(g), state, params)
+        out.append(_join(updates))
+        params = apply_updates(params, updates)
+    return out, state
+
+
+def _close(got, expected, rtol=1e-9, atol=1e-12):
+    for t, (a, b) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"step {t + 1}")
+
+
+_grads = st.integers(1, 4).flatmap(
+    lambda n: hnp.arrays(
+        np.float64, (n, 6),
+        elements=st.floats(-10, 10, allow_subnormal=False),
+    )
+)
+_lr = st.floats(1e-4, 1.0)
+_beta = st.floats(0.0, 0.999)
+_eps = st.floats(1e-8, 0.1)
+_P0 = np.linspace(-1.0, 1.0, 6)
+
+# -- each rule is its textbook formula ----------------------------------------
+
+
+@given(_grads, _lr)
+def test_sgd_update_is_minus_lr_times_the_gradient(gs, lr):
+    got, state = _updates(sgd(lr), _split(_P0), gs)
+    _close(got, [-lr * g for g in gs], rtol=1e-15, atol=0)
+    assert state == OptState(len(gs), lr)
+
+
+@given(_grads, _lr, st.floats(0.01, 0.99), st.booleans())
+def test_momentum_and_nesterov_follow_the_velocity_formula(gs, lr, mu, look_ahead):
+    opt = nesterov(lr, mu) if look_ahead else momentum(lr, mu)
+    got, state = _updates(opt, _split(_P0), gs)
+    v, expected = np.zeros(6), []
+    for g in gs:
+        v = mu * v + g
+        expected.append(-lr * (g + mu * v) if look_ahead else -lr * v)
+    _close(got, expected)
+    np.testing.assert_allclose(_join(state.velocity), v, rtol=1e-12, atol=1e-15)
+
+
+@given(_grads, _lr, _eps, st.floats(0.0, 1.0))
+def test_adagrad_divides_by_the_root_of_the_summed_squares(gs, lr, eps, s0):
+    got, _ = _updates(adagrad(lr, eps, s0), _split(_P0), gs)
+    s, expected = np.full(6, s0), []
+    for g in gs:
+        s = s + g**2
+        expected.append(-lr * g / (np.sqrt(s) + eps))
+    _close(got, expected)
+
+
+# decay >= 0.5 keeps the centered variance v - m**2 away from 0 over a few
+# steps (it is at least decay**t * (1 - decay**t) * m**2); near 0 its square
+# root turns rounding into an error no formula can avoid.
+@given(_grads, _lr, st.floats(0.5, 0.999), _eps, st.sampled_from([0.0, 0.5, 0.9]),
+       st.booleans())
+def test_rmsprop_follows_its_formula_plain_centered_and_with_momentum(
+    gs, lr, rho, eps, mu, centered
+):
+    got, state = _updates(rmsprop(lr, rho, eps, mu, centered), _split(_P0), gs)
+    v, m, b, expected = np.zeros(6), np.zeros(6), np.zeros(6), []
+    for g in gs:
+        v = rho * v + (1 - rho) * g**2
+        m = rho * m + (1 - rho) * g
+        d = np.sqrt(np.maximum(v - m**2, 0) if centered else v) + eps
+        b = mu * b + g / d
+        expected.append(-lr * b if mu else -lr * g / d)
+    _close(got, expected, rtol=1e-8)
+    assert (state.grad_avg is None) == (not centered)
+    assert (state.velocity is None) == (not mu)
+
+
+@given(_grads, _lr, _beta, _beta, _eps)
+def test_adam_is_kingma_and_ba_algorithm_1(gs, lr, b1, b2, eps):
+    got, state = _updates(adam(lr, b1, b2, eps), _split(_P0), gs)
+    m, v, expected = np.zeros(6), np.zeros(6), []
+    for t, g in enumerate(gs, 1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        m_hat = m / (1 - b1**t)
+        v_hat = v / (1 - b2**t)
+        expected.append(-lr * m_hat / (np.sqrt(v_hat) + eps))
+    _close(got, expected)
+    assert state.count == len(gs)
+    np.testing.assert_allclose(_join(state.mu), m, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(_join(state.nu), v, rtol=1e-12, atol=1e-15)
+
+
+@given(_grads, _lr, _beta, st.floats(0.0, 1.0))
+def test_adamw_adds_lr_times_decay_times_the_weights_only(gs, lr, b1, wd):
+    params = _split(_P0)
+    state = adamw(lr, b1, weight_decay=wd).init(params)
+    plain = adam(lr, b1)
+    plain_state = plain.init(params)
+    for g in gs:
+        u, state = adamw(lr, b1, weight_decay=wd).update(_split(g), state, params)
+        a, plain_state = plain.update(_split(g), plain_state, params)
+        np.testing.assert_allclose(u["W"], a["W"] - lr * wd * params["W"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_array_equal(u["b"], a["b"])
+        params = apply_updates(params, u)
+
+
+def test_adamw_equals_adam_chained_with_decoupled_weight_decay():
+    gs = np.random.default_rng(0).normal(size=(5, 6))
+    lr = schedules.cosine_decay(0.1, 5)
+    a, _ = _updates(adamw(lr, weight_decay=0.3), _split(_P0), gs)
+    b, _ = _updates(chain(adam(lr), weight_decay(0.3, lr)), _split(_P0), gs)
+    _close(a, b, rtol=1e-12, atol=1e-15)
+
+
+# -- transformations ------------------------------------------------------
+
+
+@given(hnp.arrays(np.float64, 6, elements=st.floats(-100, 100)), st.floats(0.01, 50))
+def test_clip_by_global_norm_keeps_the_direction_and_caps_the_norm(g, c):
+    opt = clip_by_global_norm(c)
+    grads = _split(g)
+    u, state = opt.update(grads, opt.init(grads))
+    norm = np.linalg.norm(g)
+    assert state.norm == pytest.approx(norm)
+    if norm <= c:
+        assert u is grads
+    else:
+        np.testing.assert_allclose(_join(u), g * (c / norm), rtol=1e-12)
+        assert np.linalg.norm(_join(u)) == pytest.approx(c)
+
+
+@given(hnp.arrays(np.float64, 6, elements=st.floats(-100, 100)), st.floats(0.01, 50))
+def test_clip_by_value_clips_each_entry(g, c):
+    opt = clip_by_value(c)
+    u, _ = opt.update(_split(g), opt.init(_split(g)))
+    np.testing.assert_array_equal(_join(u), np.minimum(np.maximum(g, -c), c))
+
+
+def test_weight_decay_leaves_biases_alone_by_default_and_follows_a_mask():
+    p = _split(_P0)
+    g = _split(np.ones(6))
+    u, state = weight_decay(0.5).update(g, weight_decay(0.5).init(p), p)
+    np.testing.assert_allclose(u["W"], 1 - 0.5 * p["W"])
+    assert u["b"] is g["b"] and state == optimizers.ScheduleState(1, 0.5)
+    only_b = weight_decay(0.5, mask={"b": True})
+    u, _ = only_b.update(g, only_b.init(p), p)
+    assert u["W"] is g["W"]
+    np.testing.assert_allclose(u["b"], 1 - 0.5 * p["b"])
+    every = weight_decay(0.5, learning_rate=0.1, mask=lambda name, x: True)
+    u, state = every.update(g, every.init(p), p)
+    np.testing.assert_allclose(_join(u), 1 - 0.05 * _P0)
+    assert state.value == pytest.approx(0.05)
+
+
+def test_scaling_by_a_schedule_equals_a_scheduled_learning_rate():
+    gs = np.random.default_rng(1).normal(size=(6, 6))
+    s = schedules.step_decay(0.3, 2, 0.5)
+    a, sa = _updates(sgd(s), _split(_P0), gs)
+    b, sb = _updates(chain(sgd(1.0), scale_by_schedule(s)), _split(_P0), gs)
+    _close(a, b, rtol=1e-15, atol=0)
+    assert sa.learning_rate == sb[1].value == s(5)
+
+
+def test_a_chain_is_clip_then_adam_then_decay_and_keeps_each_members_state():
+    rng = np.random.default_rng(2)
+    gs = rng.normal(size=(4, 6)) * 10
+    p = _split(_P0)
+    parts = (clip_by_global_norm(1.0), adam(0.01), weight_decay(0.1))
+    opt = chain(*parts)
+    state = opt.init(p)
+    by_hand = tuple(t.init(p) for t in parts)
+    assert state == by_hand
+    for g in gs:
+        u, state = opt.update(_split(g), state, p)
+        h = _split(g)
+        new = []
+        for t, s in zip(parts, by_hand):
+            h, s = t.update(h, s, p)
+            new.append(s)
+        by_hand = tuple(new)
+        np.testing.assert_array_equal(_join(u), _join(h))
+        p = apply_updates(p, u)
+    assert [type(s).__name__ for s in state] == ["ClipState", "AdamState", "ScheduleState"]
+    assert optimizers.update_count(state) == 4
+    assert optimizers.applied_learning_rate(state) == 0.01
+
+
+def test_the_state_records_the_learning_rate_each_update_applied():
+    s = schedules.join([schedules.linear_warmup(0.2, 2), schedules.constant(0.05)], [3])
+    opt = adam(s)
+    p = _split(_P0)
+    state = opt.init(p)
+    assert state.learning_rate == s(0) and state.count == 0
+    for t in range(6):
+        u, state = opt.update(_split(np.ones(6)), state, p)
+        assert state.learning_rate == s(t) and state.count == t + 1
+    zero_first, _ = _updates(sgd(s), p, np.ones((1, 6)))
+    assert not np.any(zero_first[0])
+
+
+# -- the contract: keys, shapes, dtypes, purity -----------------------------
+
+_ALL = {
+    "sgd": lambda: sgd(0.1),
+    "momentum": lambda: momentum(0.1),
+    "nesterov": lambda: nesterov(0.1),
+    "adagrad": lambda: adagrad(0.1),
+    "rmsprop": lambda: rmsprop(0.1),
+    "rmsprop-centered-momentum": lambda: rmsprop(0.1, momentum=0.9, centered=True),
+    "adam": lambda: adam(0.1),
+    "adamw": lambda: adamw(0.1, weight_decay=0.1),
+    "chain": lambda: chain(
+        clip_by_global_norm(0.5), clip_by_value(0.1), adam(schedules.cosine_decay(0.1, 3)),
+        weight_decay(0.1), scale_by_schedule(schedules.constant(0.5)),
+    ),
+}
+
+
+def _arrays_in(state):
+    """Every Params inside an optimizer state, with its path."""
+    if isinstance(state, Params):
+        yield state
+    elif isinstance(state, tuple):
+        for member in state:
+            yield from _arrays_in(member)
+
+
+def _allowed(value):
+    if isinstance(value, tuple):
+        return all(_allowed(v) for v in value)
+    return value is None or isinstance(value, (int, float, Params))
+
+
+@pytest.mark.parametrize("name", list(_ALL))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_updates_and_state_keep_the_params_keys_shapes_and_dtype(name, dtype):
+    rng = np.random.default_rng(3)
+    params = Params(W1=rng.normal(size=(3, 4)).astype(dtype), b1=np.zeros(4, dtype),
+                    W2=rng.normal(size=(4, 2)).astype(dtype), b2=np.zeros(2, dtype))
+    opt = _ALL[name]()
+    state = opt.init(params)
+    for _ in range(3):
+        grads = Params({k: rng.normal(size=v.shape).astype(dtype) for k, v in params.items()})
+        updates, state = opt.update(grads, state, params)
+        params = apply_updates(params, updates)
+        assert isinstance(updates, Params) and list(updates) == list(params)
+        for key, value in params.items():
+            assert updates[key].shape == value.shape and updates[key].dtype == dtype
+            assert value.dtype == dtype
+        for slots in _arrays_in(state):
+            assert list(slots) == list(params)
+            assert all(slots[k].shape == params[k].shape for k in params)
+            assert all(slots[k].dtype == dtype for k in params)
+            assert not any(a.flags.writeable for a in slots.values())
+        assert _allowed(state)
+        assert type(state).__module__ in ("builtins", "funnet.optimizers")
+    assert optimizers.update_count(state) == 3
+
+
+@pytest.mark.parametrize("name", list(_ALL))
+def test_update_mutates_neither_grads_nor_state_nor_params(name):
+    rng = np.random.default_rng(4)
+    raw = {"W": rng.normal(size=(3, 2)), "b": rng.normal(size=2)}
+    params = Params(raw)
+    opt = _ALL[name]()
+    state = opt.init(params)
+    _, state = opt.update(Params(raw), state, params)
+    grads_dict = {k: v * 7 for k, v in raw.items()}
+    grads_before = {k: v.copy() for k, v in grads_dict.items()}
+    state_before = [s.to_dict() for s in _arrays_in(state)]
+    params_before = params.to_dict()
+    updates, new = opt.update(grads_dict, state, params)
+    for k in raw:
+        np.testing.assert_array_equal(grads_dict[k], grads_before[k])
+        assert grads_dict[k].flags.writeable
+    assert params == Params(params_before)
+    for s, before in zip(_arrays_in(state), state_before):
+        assert s == Params(before)
+    assert not any(v.flags.writeable for v in updates.values())
+
+
+def test_a_float32_run_never_upcasts_even_with_numpy_float64_hyperparameters():
+    p = Params(W=np.ones((2, 2), np.float32))
+    g = Params(W=np.full((2, 2), 0.5, np.float32))
+    for opt in (sgd(np.float64(0.1)), adam(np.float64(0.1), b1=np.float64(0.9)),
+                sgd(lambda t: np.float64(0.1) / (t + 1))):
+        updates, state = opt.update(g, opt.init(p), p)
+        assert updates["W"].dtype == np.float32
+        assert type(state.learning_rate) is float
+
+
+@pytest.mark.parametrize("name", list(optimizers.NAMES))
+def test_every_optimizer_trains_a_small_network_through_make_step_and_fit(name):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    net = funnet.mlp([16], n_outputs=2)
+    params = funnet.init(net, 4, seed=0, dtype=np.float32)
+    lr = {"sgd": 0.3, "momentum": 0.1, "nesterov": 0.1}.get(name, 0.02)
+    opt = optimizers.get(name, lr)
+    loss = losses.softmax_cross_entropy
+    start = funnet.init_train_state(params, opt)
+    data = list(funnet.batches(X, y, 16, seed=0, epochs=10))
+    end = funnet.fit(funnet.make_step(net, loss, opt), data, start)
+    before, _ = funnet.evaluate(net, params, X, y, loss)
+    after, acc = funnet.evaluate(net, end.params, X, y, loss)
+    assert end.step == len(data) and optimizers.update_count(end.opt_state) == len(data)
+    assert after < 0.5 * before and acc > 0.9
+    assert end.params.dtype == np.float32
+    assert start.params is params
+
+
+def test_get_builds_each_optimizer_by_name_with_its_hyperparameters():
+    p = _split(_P0)
+    gs = np.random.default_rng(6).normal(size=(3, 6))
+    a, _ = _updates(optimizers.get("rmsprop", 0.05, momentum=0.5, centered=True), p, gs)
+    b, _ = _updates(rmsprop(0.05, momentum=0.5, centered=True), p, gs)
+    _close(a, b, rtol=0, atol=0)
+    assert optimizers.get("adam").init(p).learning_rate == 1e-3
+    assert isinstance(optimizers.get("nesterov", 0.1).init(p), MomentumState)
+    assert isinstance(optimizers.get("adamw", 0.1).init(p), AdamState)
+
+
+@pytest.mark.parametrize(
+    "build, error, message",
+    [
+        (lambda: sgd(-0.1), ValueError, r"sgd: learning_rate must be a positive number, got -0\.1"),
+        (lambda: sgd("fast"), TypeError, r"learning_rate must be a positive number or a schedule"),
+        (lambda: sgd(0.1, momentum=1.0), ValueError, r"sgd: momentum must be in \[0, 1\), got 1\.0"),
+        (lambda: sgd(0.1, nesterov=True), ValueError, r"nesterov=True needs momentum > 0"),
+        (lambda: adam(0.1, b2=1.5), ValueError, r"adam: b2 must be in \[0, 1\), got 1\.5"),
+        (lambda: adam(0.1, eps=-1), ValueError, r"adam: eps must be in \[0, inf\), got -1"),
+        (lambda: adamw(weight_decay=-0.1), ValueError, r"adamw: weight_decay must be in \[0, inf\)"),
+        (lambda: adamw(mask=3), TypeError, r"adamw: mask must be a function"),
+        (lambda: rmsprop(decay=True), TypeError, r"rmsprop: decay must be a number, got True"),
+        (lambda: adagrad(initial_accumulator_value=-1), ValueError, r"initial_accumulator_value"),
+        (lambda: clip_by_global_norm(0), ValueError, r"max_norm must be in \(0, inf\), got 0"),
+        (lambda: clip_by_value(-1), ValueError, r"max_abs must be in \(0, inf\), got -1"),
+        (lambda: scale_by_schedule(0.5), TypeError, r"schedule must be a function of the step"),
+        (lambda: chain(sgd(0.1), "adam"), TypeError, r"chain: transform 1 must be an Optimizer"),
+        (lambda: optimizers.get("lbfgs", 0.1), ValueError, r"must be one of \['sgd'.*got 'lbfgs'"),
+        (lambda: optimizers.get("adam", 0.1, beta1=0.9), TypeError, r"unknown hyperparameters \['beta1'\]"),
+        (lambda: optimizers.get("sgd"), TypeError, r"'sgd' needs a learning_rate"),
+    ],
+    ids=[
+        "negative-lr", "string-lr", "momentum-one", "nesterov-without-momentum",
+        "b2-above-one", "negative-eps", "negative-decay", "bad-mask", "bool-decay",
+        "negative-accumulator", "zero-clip-norm", "negative-clip-value",
+        "number-as-schedule", "string-in-chain", "unknown-name", "unknown-hyper",
+        "sgd-without-lr",
+    ],
+)
+def test_bad_hyperparameters_raise_a_message_naming_them(build, error, message):
+    with pytest.raises(error, match=message):
+        build()
+
+
+def test_a_state_from_other_params_or_another_optimizer_is_refused():
+    p = _split(_P0)
+    opt = adam(0.1)
+    state = opt.init(Params(W=np.zeros((2, 2))))
+    with pytest.raises(KeyError, match=r"grads have keys \['W', 'b'\] but .* made for \['W'\]"):
+        opt.update(p, state, p)
+    with pytest.raises(ValueError, match="expected a state tuple of 2 members"):
+        chain(sgd(0.1), adam(0.1)).update(p, (OptState(0, 0.1),), p)
+    with pytest.raises(TypeError, match="weight_decay needs params"):
+        weight_decay(0.1).update(p, weight_decay(0.1).init(p))
+
+
+def test_apply_updates_adds_key_by_key_and_leaves_inputs_alone():
+    p = _split(_P0)
+    u = _split(np.ones(6))
+    new = apply_updates(p, u)
+    np.testing.assert_array_equal(_join(new), _P0 + 1)
+    np.testing.assert_array_equal(_join(p), _P0)
+    assert math.isclose(float(new["b"][-1]), 2.0)
