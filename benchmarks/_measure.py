@@ -9,6 +9,7 @@ so ``peak_added_mib`` is what training adds to the peak over the loaded data.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -43,6 +44,7 @@ def main(argv: list[str]) -> None:
         "peak_added_mib": (_peak_bytes() - base_peak) / mib,
         "rss_added_mib": [(r - base_rss) / mib for r in rss],
         "loss": loss,
+        "load_avg_1min": os.getloadavg()[0],
     }))
 
 

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="fewer samples, 1 epoch, 2 rounds, default "
                         "allocator only (under 2 minutes)")
-    parser.add_argument("--rounds", type=int, help="rounds (default 5; quick 2)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3; quick 2)")
     parser.add_argument("--n", type=int, help="samples (default 60000; quick 15000)")
     parser.add_argument("--epochs", type=int, help="epochs (default 2; quick 1)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the results here")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles")
     args = parser.parse_args(argv)
-    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.rounds = args.rounds or (2 if args.quick else 3)
     args.n = args.n or (15000 if args.quick else 60000)
     args.epochs = args.epochs or (1 if args.quick else 2)
     batch_sizes = tuple(int(b) for b in args.batches.split(","))
