@@ -110,15 +110,22 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray):
     _check_outputs("softmax_cross_entropy", logits)
     n, k = logits.shape
     labels = _as_labels("softmax_cross_entropy", targets, n, k)
-    logp = log_softmax(logits)
-    P = np.exp(logp)
     inv_n = 1.0 / n
     if labels is not None:
+        # One exp per entry: P = E / sum(E) with E = exp(Z - max Z), and
+        # only the labels' log-probabilities, log P[i, y_i] = S[i, y_i] -
+        # log sum(E)_i, are ever formed.
+        S = logits - logits.max(axis=1, keepdims=True)
+        P = np.exp(S)
+        sums = P.sum(axis=1, keepdims=True)
         rows = np.arange(n)
-        value = -logp[rows, labels].mean()
+        value = (np.log(sums[:, 0]) - S[rows, labels]).sum() * inv_n
+        P /= sums
         P[rows, labels] -= 1.0
         P *= inv_n
         return value, P
+    logp = log_softmax(logits)
+    P = np.exp(logp)
     T = np.asarray(targets, dtype=logits.dtype)
     value = -(T * logp).sum(axis=1).mean()
     dZ = (P * T.sum(axis=1, keepdims=True) - T) * inv_n
