@@ -168,7 +168,8 @@ def dense(
         return Z, X
 
     def backward_params(params, X, dZ):
-        return {"W": X.T @ dZ, "b": dZ.sum(axis=0)}
+        # np.add.reduce is ndarray.sum without its Python-level wrapper.
+        return {"W": X.T @ dZ, "b": np.add.reduce(dZ, axis=0)}
 
     def backward(params, X, dZ):
         return backward_params(params, X, dZ), dZ @ params["W"].T

@@ -115,9 +115,9 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray):
         # One exp per entry: P = E / sum(E) with E = exp(Z - max Z), and
         # only the labels' log-probabilities, log P[i, y_i] = S[i, y_i] -
         # log sum(E)_i, are ever formed.
-        S = logits - logits.max(axis=1, keepdims=True)
+        S = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
         P = np.exp(S)
-        sums = P.sum(axis=1, keepdims=True)
+        sums = np.add.reduce(P, axis=1, keepdims=True)
         rows = np.arange(n)
         value = (np.log(sums[:, 0]) - S[rows, labels]).sum() * inv_n
         P /= sums

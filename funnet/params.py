@@ -88,10 +88,15 @@ class Params(Mapping[str, np.ndarray]):
         Only for arrays that no caller holds a writeable reference to, such
         as the results of arithmetic inside an update.
         """
+        frozen = {}
+        for k, v in data.items():
+            if type(v) is np.ndarray and v.dtype.kind in "biufc":
+                v.flags.writeable = False
+                frozen[k] = v
+            else:
+                frozen[k] = _frozen(v, copy=False)
         new = object.__new__(cls)
-        object.__setattr__(
-            new, "_data", {k: _frozen(v, copy=False) for k, v in data.items()}
-        )
+        object.__setattr__(new, "_data", frozen)
         return new
 
     def __getitem__(self, key: str) -> np.ndarray:
