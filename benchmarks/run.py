@@ -168,11 +168,12 @@ def _table(summary, env_name, sides, opts, gemm_rates) -> str:
                 if cell is None:
                     continue
                 ratio = cell.get("funnet_ratio")
+                share = cell["gemm_share"]
                 lines.append(
                     f"{batch:>5} {opt:<4} {side:<8} "
                     f"{_fmt(cell['samples_per_s'], ',.0f'):>10} "
                     f"{'' if side == 'funnet' else _fmt(ratio, '.2f') + 'x':>9} "
-                    f"{_fmt(cell['gemm_share'] and 100 * cell['gemm_share'], '.0f') + '%':>10} "
+                    f"{_fmt(share and 100 * share, '.0f') + '%':>10} "
                     f"{_fmt(cell['peak_added_mib'], '.1f'):>9} "
                     f"{_fmt(cell['epoch_growth_mib'], '+.1f'):>10}"
                 )
@@ -324,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "checks": checks,
         }
+    print("\n== small model: 20 epochs of digits at batch 64 ==")
+    small_cmd = [sys.executable, "-m", "benchmarks.small",
+                 "--runs", "3" if args.quick else "7"]
+    small = subprocess.run(small_cmd, cwd=ROOT, env=base_env,
+                           capture_output=True, text=True)
+    print(small.stdout.strip() or small.stderr.strip())
+    report["small_model"] = small.stdout.strip().splitlines()
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))

@@ -27,7 +27,8 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 def make_data(n: int, n_features: int, dtype: str, seed: int = 0):
     """Random inputs ``(n, n_features)`` of ``dtype`` and int64 labels ``(n,)``."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, n_features), dtype=np.float32).astype(dtype, copy=False)
+    X = rng.standard_normal((n, n_features), dtype=np.float32)
+    X = X.astype(dtype, copy=False)
     y = rng.integers(0, N_CLASSES, size=n).astype(np.int64)
     return X, y
 
@@ -61,7 +62,8 @@ def train_funnet(X, y, batch, opt, epochs):
     state = init_train_state(params, optimizer)
     rss = []
     for epoch in range(epochs):
-        state = fit(step, batches(X, y, batch, seed=0, epochs=1, start_epoch=epoch), state)
+        epoch_data = batches(X, y, batch, seed=0, epochs=1, start_epoch=epoch)
+        state = fit(step, epoch_data, state)
         rss.append(rss_bytes())
     assert state.params["W1"].dtype == X.dtype
     return rss, float(state.loss)
