@@ -155,13 +155,13 @@ def _fmt(x, spec):
     return "-" if x is None else format(x, spec)
 
 
-def _table(summary, env_name, sides, opts, gemm_rates) -> str:
+def _table(summary, env_name, sides, opts, gemm_rates, batch_sizes) -> str:
     head = (
         f"{'batch':>5} {'opt':<4} {'side':<8} {'samples/s':>10} "
         f"{'funnet/x':>9} {'GEMM share':>10} {'peak +MiB':>9} {'epoch +MiB':>10}"
     )
     lines = [head, "-" * len(head)]
-    for batch in BATCHES:
+    for batch in batch_sizes:
         for opt in opts:
             for side in sides:
                 cell = summary.get((env_name, side, opt, batch))
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                  " ".join(f"{k}={v}" for k, v in MALLOC_ENV.items()))
         print(f"\n== {title}; {args.dtype}, {args.n} samples x {args.epochs} "
               f"epochs, medians of {args.rounds} rounds ==")
-        print(_table(summary, env_name, sides, opts, gemm_rates))
+        print(_table(summary, env_name, sides, opts, gemm_rates, batch_sizes))
         checks = _check_targets(summary, env_name, opts, batch_sizes)
         print("\n".join(checks))
         report["tables"][env_name] = {
