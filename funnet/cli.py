@@ -61,11 +61,17 @@ def _positive(kind):
     return parse
 
 
-DEFAULT_OPTIMIZER = "adam"
+# The defaults below were chosen on the digits data (several seeds): AdamW
+# with a cosine-decayed learning rate and decoupled weight decay generalizes
+# best there. A short run (about a thousand steps) suits beta2 = 0.99.
+DEFAULT_OPTIMIZER = "adamw"
+DEFAULT_SCHEDULE = "cosine"
 DEFAULT_LEARNING_RATES = {
-    "sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
-    "rmsprop": 0.001, "adam": 0.001, "adamw": 0.001,
+    "sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.05,
+    "rmsprop": 0.003, "adam": 0.003, "adamw": 0.03,
 }
+DEFAULT_WEIGHT_DECAY = {"adamw": 0.5}
+_HYPER = {"adam": {"b2": 0.99}, "adamw": {"b2": 0.99}}
 
 
 def _non_negative(text: str) -> float:
@@ -84,22 +90,31 @@ def _learning_rate(args: argparse.Namespace) -> float:
     return args.lr if args.lr is not None else DEFAULT_LEARNING_RATES[args.optimizer]
 
 
+def _weight_decay(args: argparse.Namespace) -> float:
+    if args.weight_decay is not None:
+        return args.weight_decay
+    return DEFAULT_WEIGHT_DECAY.get(args.optimizer, 0.0)
+
+
 def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> optimizers.Optimizer:
     """The optimizer that ``--optimizer``, ``--lr``, ``--lr-schedule``,
-    ``--weight-decay`` and ``--clip-norm`` describe.
+    ``--weight-decay`` and ``--clip-norm`` describe, for a run of
+    ``args.epochs`` epochs of ``steps_per_epoch`` updates.
 
     ``clip -> optimizer -> decay`` as one :func:`~funnet.optimizers.chain`;
-    the parts not asked for are left out.
+    the parts not asked for are left out. The weight decay is decoupled and
+    follows the learning rate (AdamW's rule for every optimizer).
     """
     lr = schedules.parse(
         args.lr_schedule, _learning_rate(args),
         total_steps=args.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
     )
-    wd = args.weight_decay
+    wd = _weight_decay(args)
+    hyper = _HYPER.get(args.optimizer, {})
     if args.optimizer == "adamw":
-        opt = optimizers.get("adamw", lr, **({} if wd is None else {"weight_decay": wd}))
+        opt = optimizers.adamw(lr, weight_decay=wd, **hyper)
     else:
-        opt = optimizers.get(args.optimizer, lr)
+        opt = optimizers.get(args.optimizer, lr, **hyper)
         if wd:
             opt = optimizers.chain(opt, optimizers.weight_decay(wd, lr))
     if args.clip_norm is not None:
@@ -146,14 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items()) + ")",
     )
     train.add_argument(
-        "--lr-schedule", default="constant", metavar="SCHEDULE",
+        "--lr-schedule", default=DEFAULT_SCHEDULE, metavar="SCHEDULE",
         help="how the learning rate changes over the run, e.g. cosine, "
-        "step:10:0.5 or warmup:5+cosine; see SCHEDULES below (default: constant)",
+        "step:10:0.5 or warmup:5+cosine; see SCHEDULES below "
+        f"(default: {DEFAULT_SCHEDULE})",
     )
     train.add_argument(
         "--weight-decay", type=_non_negative, default=None, metavar="WD",
         help="decoupled weight decay: each step also subtracts lr*WD*W from the "
-        "weight matrices, biases excluded (default: 0.01 for adamw, else 0)",
+        "weight matrices, biases excluded (default: 0.5 with adamw, else 0)",
     )
     train.add_argument(
         "--clip-norm", type=_positive(float), default=None, metavar="C",
@@ -308,6 +324,8 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
         "optimizer": args.optimizer,
         "learning_rate": _learning_rate(args),
         "lr_schedule": args.lr_schedule,
+        "weight_decay": _weight_decay(args),
+        "clip_norm": args.clip_norm,
         "batch_size": args.batch_size,
         "dtype": args.dtype,
     }
