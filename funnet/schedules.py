@@ -85,7 +85,8 @@ class StepDecay(NamedTuple):
 
 
 class ExponentialDecay(NamedTuple):
-    """``init_value * decay_rate ** (step / decay_steps)``, floored if staircase."""
+    """``init_value * decay_rate ** (step / decay_steps)``, floored if
+    ``staircase``."""
 
     init_value: float
     decay_rate: float
@@ -94,7 +95,7 @@ class ExponentialDecay(NamedTuple):
 
     def __call__(self, step: int) -> float:
         p = step // self.decay_steps if self.staircase else step / self.decay_steps
-        return self.init_value * self.decay_rate ** p
+        return self.init_value * self.decay_rate**p
 
 
 class CosineDecay(NamedTuple):
@@ -123,7 +124,7 @@ class LinearWarmup(NamedTuple):
 
 
 class Join(NamedTuple):
-    """``schedules[i]`` from ``boundaries[i-1]`` on, restarted at step 0 there."""
+    """``schedules[i]`` from ``boundaries[i-1]`` on, restarted at step 0."""
 
     schedules: tuple[Any, ...]
     boundaries: tuple[int, ...]
@@ -137,14 +138,26 @@ class Join(NamedTuple):
 _RECORDS = {
     cls.__name__: cls
     for cls in (
-        Constant, PiecewiseConstant, StepDecay, ExponentialDecay,
-        CosineDecay, LinearWarmup, Join,
+        Constant,
+        PiecewiseConstant,
+        StepDecay,
+        ExponentialDecay,
+        CosineDecay,
+        LinearWarmup,
+        Join,
     )
 }
 
 
-def _number(fn: str, name: str, value: Any, *, low: float | None = None,
-            high: float | None = None, open_low: bool = False) -> float:
+def _number(
+    fn: str,
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+) -> float:
     """``value`` as a finite float in range, or an error naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{fn}: {name} must be a number, got {value!r}")
@@ -177,9 +190,7 @@ def _boundaries(fn: str, boundaries: Sequence[Any], n: int) -> tuple[int, ...]:
             f"neighbours, got {len(b)}: {list(b)}"
         )
     if any(x >= y for x, y in zip(b, b[1:])):
-        raise ValueError(
-            f"{fn}: boundaries must increase strictly, got {list(b)}"
-        )
+        raise ValueError(f"{fn}: boundaries must increase strictly, got {list(b)}")
     return b
 
 
@@ -213,7 +224,9 @@ def piecewise_constant(
     v = tuple(_number("piecewise_constant", "values", x) for x in values)
     if not v:
         raise ValueError("piecewise_constant: values must not be empty, got []")
-    return PiecewiseConstant(v, _boundaries("piecewise_constant", boundaries, len(v) - 1))
+    return PiecewiseConstant(
+        v, _boundaries("piecewise_constant", boundaries, len(v) - 1)
+    )
 
 
 def step_decay(init_value: float, every: int, factor: float) -> StepDecay:
@@ -238,7 +251,9 @@ def step_decay(init_value: float, every: int, factor: float) -> StepDecay:
 
 
 def exponential_decay(
-    init_value: float, decay_rate: float, decay_steps: int = 1,
+    init_value: float,
+    decay_rate: float,
+    decay_steps: int = 1,
     staircase: bool = False,
 ) -> ExponentialDecay:
     r"""Exponential decay by ``decay_rate`` per ``decay_steps`` steps.
@@ -259,14 +274,15 @@ def exponential_decay(
     """
     return ExponentialDecay(
         _number("exponential_decay", "init_value", init_value),
-        _number("exponential_decay", "decay_rate", decay_rate, low=0.0,
-                open_low=True),
+        _number("exponential_decay", "decay_rate", decay_rate, low=0.0, open_low=True),
         _steps("exponential_decay", "decay_steps", decay_steps),
         bool(staircase),
     )
 
 
-def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> CosineDecay:
+def cosine_decay(
+    init_value: float, decay_steps: int, alpha: float = 0.0
+) -> CosineDecay:
     r"""Cosine decay to ``alpha * init_value`` over ``decay_steps`` steps.
 
     .. math::
@@ -365,9 +381,10 @@ def to_config(schedule: Any) -> dict[str, Any]:
     fields = schedule._asdict()
     if name == "Join":
         fields["schedules"] = [to_config(s) for s in schedule.schedules]
-    return {"schedule": name, **{
-        k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()
-    }}
+    return {
+        "schedule": name,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
+    }
 
 
 def from_config(config: Mapping[str, Any]) -> Any:
@@ -416,11 +433,18 @@ def _float(spec: str, text: str, what: str) -> float:
         raise ValueError(f"schedule {spec!r}: expected {what}, got {text!r}") from None
 
 
-def _part(spec: str, text: str, lr: float, steps: int, spe: int) -> tuple[Any, int | None]:
+def _part(
+    spec: str, text: str, lr: float, steps: int, spe: int
+) -> tuple[Any, int | None]:
     """One part of a schedule string: the schedule and its length in steps."""
     name, *args = text.strip().split(":")
-    arity = {"constant": (0, 1), "cosine": (0, 1), "exp": (1, 1), "step": (2, 2),
-             "warmup": (1, 1)}
+    arity = {
+        "constant": (0, 1),
+        "cosine": (0, 1),
+        "exp": (1, 1),
+        "step": (2, 2),
+        "warmup": (1, 1),
+    }
     if name not in arity:
         raise ValueError(
             f"schedule {spec!r}: unknown part {name!r}; expected constant, cosine, "
