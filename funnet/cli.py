@@ -111,15 +111,16 @@ def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> optimizers.Opt
     )
     wd = _weight_decay(args)
     hyper = _HYPER.get(args.optimizer, {})
-    if args.optimizer == "adamw":
-        opt = optimizers.adamw(lr, weight_decay=wd, **hyper)
-    else:
-        opt = optimizers.get(args.optimizer, lr, **hyper)
-        if wd:
-            opt = optimizers.chain(opt, optimizers.weight_decay(wd, lr))
+    parts = []
     if args.clip_norm is not None:
-        opt = optimizers.chain(optimizers.clip_by_global_norm(args.clip_norm), opt)
-    return opt
+        parts.append(optimizers.clip_by_global_norm(args.clip_norm))
+    if args.optimizer == "adamw":
+        parts.append(optimizers.adamw(lr, weight_decay=wd, **hyper))
+    else:
+        parts.append(optimizers.get(args.optimizer, lr, **hyper))
+        if wd:
+            parts.append(optimizers.weight_decay(wd, lr))
+    return parts[0] if len(parts) == 1 else optimizers.chain(*parts)
 
 
 def build_parser() -> argparse.ArgumentParser:

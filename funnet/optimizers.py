@@ -132,12 +132,12 @@ class AdagradState(NamedTuple):
 
 
 class RMSPropState(NamedTuple):
-    """The state of RMSProp.
+    r"""The state of RMSProp.
 
     Attributes:
       count, learning_rate: as in :class:`OptState`.
       square_avg: :math:`v`, the moving average of squared gradients.
-      grad_avg: :math:`\\bar g`, the moving average of gradients when
+      grad_avg: :math:`\bar g`, the moving average of gradients when
         centered, else ``None``.
       velocity: :math:`b`, the momentum buffer when momentum > 0, else
         ``None``.

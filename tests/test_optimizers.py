@@ -538,3 +538,97 @@ def test_adam_on_a_param_larger_than_one_block_still_follows_the_formula():
         expected = -0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.99**t)) + 1e-6)
         assert u["w"].dtype == np.float32
         np.testing.assert_allclose(u["w"], expected, rtol=1e-4, atol=1e-7)
+
+
+# -- the command line builds its optimizer from four options ------------------
+
+
+def _cli(*args):
+    from tests.test_cli import run
+
+    return run(*args)
+
+
+def _built(*options, steps_per_epoch=10):
+    from funnet import cli
+
+    args = cli.build_parser().parse_args(["train", *options])
+    opt = cli._optimizer(args, steps_per_epoch)
+    return opt.init(_split(_P0))
+
+
+def test_the_cli_optimizer_follows_the_options_as_one_chain():
+    default = _built()
+    assert isinstance(default, AdamState) and default.learning_rate == 0.03
+    state = _built(
+        "--optimizer",
+        "momentum",
+        "--lr",
+        "0.5",
+        "--lr-schedule",
+        "step:1:0.5",
+        "--weight-decay",
+        "0.1",
+        "--clip-norm",
+        "2",
+    )
+    clip, mom, decay = state
+    assert clip == optimizers.ClipState(None)
+    assert isinstance(mom, MomentumState) and mom.learning_rate == 0.5
+    assert decay == optimizers.ScheduleState(0, 0.05)
+    plain = _built("--optimizer", "sgd", "--lr-schedule", "constant")
+    assert plain == OptState(0, 0.1)
+
+
+def test_the_default_run_reaches_98_percent_on_digits():
+    import json
+
+    code, out, _ = _cli("train", "--json")
+    result = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and result["optimizer"] == "adamw"
+    assert result["test_accuracy"] >= 0.98 and result["seconds"] < 60
+
+
+def test_the_cli_trains_with_a_chosen_optimizer_and_schedule():
+    import json
+
+    code, out, _ = _cli(
+        "train",
+        "--epochs",
+        "2",
+        "--hidden",
+        "8",
+        "--json",
+        "--optimizer",
+        "rmsprop",
+        "--lr-schedule",
+        "warmup:1+cosine",
+        "--clip-norm",
+        "5",
+    )
+    result = json.loads(out.strip().splitlines()[-1])
+    assert code == 0
+    assert (
+        result["optimizer"] == "rmsprop" and result["lr_schedule"] == "warmup:1+cosine"
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr-schedule", "linear"], "unknown part 'linear'"),
+        (["--weight-decay", "-1"], "expected a number >= 0, got '-1'"),
+        (["--clip-norm", "0"], "expected a positive float"),
+        (["--optimizer", "lbfgs"], "invalid choice"),
+    ],
+    ids=["bad-schedule", "negative-decay", "zero-clip", "unknown-optimizer"],
+)
+def test_bad_optimizer_options_exit_with_a_message(args, message):
+    code, _, err = _cli("train", "--epochs", "1", "--hidden", "4", *args)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_the_help_documents_the_schedule_syntax():
+    code, out, _ = _cli("train", "--help")
+    assert code == 0
+    assert "SCHEDULES" in out and "warmup:5+cosine" in out and "step:E:F" in out

@@ -1,4 +1,4 @@
-"""funnet's optimizers against ``torch.optim``, step for step.
+r"""funnet's optimizers against ``torch.optim``, step for step.
 
 Each optimizer runs 50 steps on the same float64 gradients, drawn in advance
 (they do not depend on the params, so both sides see identical inputs), with
@@ -12,12 +12,12 @@ Where the two conventions differ, the test maps one onto the other:
 - AdamW: PyTorch decays every param; funnet's default mask leaves 1-D
   params (biases) alone, so the test passes a mask that selects all.
 - Adam: funnet folds the bias corrections into a scalar step size and an
-  :math:`\\epsilon` scaled by :math:`\\sqrt{1 - \\beta_2^t}`; this is an
+  :math:`\epsilon` scaled by :math:`\sqrt{1 - \beta_2^t}`; this is an
   exact rewriting of Algorithm 1 (PyTorch computes the same quantity as
   ``m / (1 - b1**t) / (sqrt(v) / sqrt(1 - b2**t) + eps)``), so only the
   rounding differs.
 - Momentum: both keep the velocity free of the learning rate
-  (:math:`v = \\mu v + g`, step :math:`-\\eta v`), PyTorch's ``SGD``
+  (:math:`v = \mu v + g`, step :math:`-\eta v`), PyTorch's ``SGD``
   convention with no dampening.
 """
 
