@@ -667,9 +667,11 @@ def _adam_moments_and_step(g, m_old, v_old, b1, b2, eps, step):
     Three fresh arrays; the arithmetic runs block by block in place on them
     (never on the inputs).
     """
-    m = np.empty_like(g)
-    v = np.empty_like(g)
-    u = np.empty_like(g)
+    # C-ordered outputs, so that their flat views below are views, whatever
+    # the memory layout of the inputs (whose flat copies are only read).
+    m = np.empty(g.shape, g.dtype)
+    v = np.empty(g.shape, g.dtype)
+    u = np.empty(g.shape, g.dtype)
     w1, w2 = 1.0 - b1, 1.0 - b2
     G, M0, V0 = g.reshape(-1), m_old.reshape(-1), v_old.reshape(-1)
     M, V, U = m.reshape(-1), v.reshape(-1), u.reshape(-1)

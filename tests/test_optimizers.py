@@ -632,3 +632,19 @@ def test_the_help_documents_the_schedule_syntax():
     code, out, _ = _cli("train", "--help")
     assert code == 0
     assert "SCHEDULES" in out and "warmup:5+cosine" in out and "step:E:F" in out
+
+
+def test_adam_gives_the_same_steps_for_arrays_in_fortran_order():
+    rng = np.random.default_rng(8)
+    W = rng.normal(size=(4, 3))
+    G = [rng.normal(size=(4, 3)) for _ in range(3)]
+    runs = []
+    for order in ("C", "F"):
+        opt = adamw(0.1, weight_decay=0.1)
+        p = Params(W=np.asarray(W, order=order))
+        state = opt.init(p)
+        for g in G:
+            u, state = opt.update(Params(W=np.asarray(g, order=order)), state, p)
+            p = apply_updates(p, u)
+        runs.append(p["W"])
+    np.testing.assert_array_equal(runs[0], runs[1])
