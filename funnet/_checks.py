@@ -198,7 +198,8 @@ def targets(
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
         raise ValueError(
-            f"{name} contains NaN or infinity (first at index {tuple(bad)}: "
+            f"{name} contains NaN or infinity (first at index "
+            f"{tuple(int(i) for i in bad)}: "
             f"{a[tuple(bad)]}); expected finite targets"
         )
     target = np.dtype(dtype or (a.dtype if a.dtype in FLOATS else np.float64))

@@ -409,7 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         train(args)
     except TrainingDiverged as exc:
-        print(f"funnet: error: {exc}", file=sys.stderr)
+        epoch = "" if exc.epoch is None else f" in epoch {exc.epoch + 1}"
+        print(
+            f"funnet: error: training diverged{epoch} at step {exc.step}: "
+            f"{exc.reason}; try a smaller --lr",
+            file=sys.stderr,
+        )
         return 1
     except (ValueError, TypeError, OSError) as exc:
         print(f"funnet: error: {exc}", file=sys.stderr)
