@@ -171,13 +171,15 @@ def _float_node(value: float) -> dict:
     return {"type": "float", "value": repr(value)}  # 'nan', 'inf', '-inf'
 
 
-def _encode(value: Any, path: tuple[str, ...], out: _Arrays, plain: bool) -> dict:
+def _encode(
+    value: Any, path: tuple[str, ...], out: _Arrays, plain: bool, where: str = ""
+) -> dict:
     """The JSON node for ``value``; arrays go to ``out`` under a path key.
 
     ``plain``: store a :class:`Params` under its own key names (the
-    network's params, so that the file reads as a params file).
+    network's params, so that the file reads as a params file). ``where``
+    spells the position for messages, e.g. ``.opt_state[0]``.
     """
-    where = "".join(f"[{p!r}]" for p in path)
     if value is None:
         return {"type": "none"}
     # NumPy first: np.float64 is also a Python float, and must stay NumPy.
@@ -213,14 +215,18 @@ def _encode(value: Any, path: tuple[str, ...], out: _Arrays, plain: bool) -> dic
                 f"NamedTuples defined in funnet modules only"
             )
         fields = [
-            [name, _encode(field, (*path, name), out, plain and name == "params")]
+            [name, _encode(field, (*path, name), out, plain and name == "params",
+                           f"{where}.{name}")]
             for name, field in zip(cls._fields, value)
         ]
         return {"type": "namedtuple", "class": _class_spec(cls), "fields": fields}
     if type(value) is tuple:
         return {
             "type": "tuple",
-            "items": [_encode(v, (*path, str(i)), out, False) for i, v in enumerate(value)],
+            "items": [
+                _encode(v, (*path, str(i)), out, False, f"{where}[{i}]")
+                for i, v in enumerate(value)
+            ],
         }
     raise TypeError(
         f"state{where} is a {type(value).__name__}; a checkpoint holds None, "
@@ -484,23 +490,22 @@ def load(path: str | os.PathLike) -> Checkpoint:
     """
     path = os.fspath(path)
     what = repr(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(
-            f"{what} is not a funnet checkpoint: it is not a readable .npz "
-            f"archive ({exc})"
-        ) from None
-    if not isinstance(archive, Mapping) or not hasattr(archive, "files"):
-        raise CheckpointError(
-            f"{what} is not a funnet checkpoint: it holds a single .npy "
-            f"array, not an .npz archive"
-        )
-    with archive:
-        header = _header(archive, what)
-        state = _Reader(archive, what).decode(header.get("state"), "state")
+    with open(path, "rb") as file:
+        try:
+            archive = np.load(file, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise CheckpointError(
+                f"{what} is not a funnet checkpoint: it is not a readable .npz "
+                f"archive ({exc})"
+            ) from None
+        if not isinstance(archive, Mapping) or not hasattr(archive, "files"):
+            raise CheckpointError(
+                f"{what} is not a funnet checkpoint: it holds a single .npy "
+                f"array, not an .npz archive"
+            )
+        with archive:
+            header = _header(archive, what)
+            state = _Reader(archive, what).decode(header.get("state"), "state")
     step, epoch = header.get("step"), header.get("epoch")
     return Checkpoint(
         state,
