@@ -31,7 +31,7 @@ layer computes ``Z = X @ W + b``, the transpose of the column-per-sample
 ['W1', 'W2', 'b1', 'b2']
 """
 
-from funnet import datasets, initializers, layers, losses, optimizers
+from funnet import checkpoint, datasets, initializers, layers, losses, optimizers
 from funnet.layers import (
     Layer,
     dense,
@@ -52,6 +52,8 @@ from funnet.models import init, init_with_state, mlp, predict
 from funnet.optimizers import Optimizer, OptState, apply_updates, sgd
 from funnet.params import Params
 from funnet.training import (
+    Batch,
+    TrainingDiverged,
     TrainState,
     accuracy,
     batches,
@@ -69,15 +71,18 @@ from funnet.training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Batch",
     "Layer",
     "OptState",
     "Optimizer",
     "Params",
     "TrainState",
+    "TrainingDiverged",
     "accuracy",
     "apply_updates",
     "batches",
     "binary_cross_entropy",
+    "checkpoint",
     "datasets",
     "dense",
     "dropout",

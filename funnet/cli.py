@@ -229,6 +229,10 @@ def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
 
 def train(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
     """Run ``funnet train`` with parsed ``args``; returns the summary dict."""
+    ckpt = None
+    if args.resume:
+        ckpt = checkpoint.load(args.resume)
+        args = _resumed_args(args, ckpt)
     name, X, y = _load(args.data)
     dtype = np.dtype(args.dtype)
     y = np.asarray(y)
@@ -248,16 +252,11 @@ def train(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
         )
     n_classes = int(classes[-1]) + 1
 
-    ckpt = None
-    if args.resume:
-        ckpt = checkpoint.load(args.resume)
-        args = _resumed_args(args, ckpt)
-        data_config = ckpt.config.get("data", {})
-        if data_config.get("sha256") != _fingerprint(X, y):
-            raise ValueError(
-                f"--resume {args.resume!r}: --data {args.data!r} differs from "
-                f"the data the checkpoint was trained on"
-            )
+    if ckpt is not None and ckpt.config.get("data", {}).get("sha256") != _fingerprint(X, y):
+        raise ValueError(
+            f"--resume {args.resume!r}: the data in --data {args.data!r} differ "
+            f"from those the checkpoint was trained on"
+        )
 
     X_train, X_test, y_train, y_test = datasets.train_test_split(
         X, y, test_size=args.test_size, seed=args.seed
