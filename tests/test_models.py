@@ -95,6 +95,10 @@ def test_nested_serials_keep_keys_unique():
     [
         (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype=np.int32), TypeError,
          "dtype must be float32 or float64"),
+        (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype="foo"), TypeError,
+         "dtype must be float32 or float64, got 'foo'"),
+        (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype=None), TypeError,
+         "dtype must be float32 or float64, got None"),
         (lambda: funnet.init(funnet.mlp([4], 2), 0), ValueError,
          "n_features must be at least 1, got 0"),
         (lambda: funnet.init(funnet.mlp([4], 2), 3, seed=-1), ValueError,
@@ -106,7 +110,7 @@ def test_nested_serials_keep_keys_unique():
         (lambda: dense(0), ValueError, "n_out must be at least 1"),
         (lambda: funnet.mlp([4], 2, "swish"), ValueError, "unknown activation 'swish'"),
     ],
-    ids=["int-dtype", "no-features", "negative-seed", "float-seed", "not-a-layer",
+    ids=["int-dtype", "unknown-dtype", "none-dtype", "no-features", "negative-seed", "float-seed", "not-a-layer",
          "uncalled-layer", "zero-units", "unknown-activation"],
 )
 def test_bad_construction_arguments_get_clear_errors(call, error, message):
