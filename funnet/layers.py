@@ -75,7 +75,7 @@ __all__ = [
 
 
 class Layer(NamedTuple):
-    """A layer: three pure functions plus the names of its parameters.
+    r"""A layer: three pure functions plus the names of its parameters.
 
     Attributes:
       init: ``(rng, n_in, dtype) -> (n_out, params)``.
