@@ -12,11 +12,12 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    # np.dtype(None) is float64, so None must be rejected before converting.
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in _FLOATS:
+    if dt is None or dt not in _FLOATS:
         raise TypeError(f"{name} must be float32 or float64, got {dtype!r}")
     return dt
 

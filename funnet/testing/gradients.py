@@ -218,7 +218,7 @@ def check_grads(
             if kinks:
                 right, left = (f_plus - f0) / h_plus, (f0 - f_minus) / h_minus
                 lo, hi = min(left, right) - allowed, max(left, right) + allowed
-                if abs(right - left) > 10 * allowed and lo <= analytic <= hi:
+                if abs(right - left) > 2 * allowed and lo <= analytic <= hi:
                     n_kinks += 1
                     continue
             count += 1

@@ -203,7 +203,8 @@ def features(
     """A batch ``X`` of shape ``(n_samples, n_features)`` with finite values.
 
     Values lie in ``[-max_abs, max_abs]``; hypothesis favours simple ones
-    (0, 1, -1, 0.5) and shrinks failures towards them.
+    (0, 1, -1, 0.5) and shrinks failures towards them. ``dtype`` may be a
+    strategy such as :func:`dtypes`.
 
     >>> from hypothesis import given, settings
     >>> @settings(max_examples=5)
@@ -213,6 +214,8 @@ def features(
     ...     assert np.abs(X).max() <= 4
     >>> test()
     """
+    if isinstance(dtype, st.SearchStrategy):
+        return dtype.flatmap(lambda dt: features(n_samples, n_features, dt, max_abs))
     dt = _float_dtype(dtype)
     shape = st.tuples(_strategy(n_samples), _strategy(n_features))
     return hnp.arrays(dt, shape, elements=_elements(dt, max_abs))
