@@ -13,6 +13,9 @@ from funnet.params import Params
 
 __all__ = ["assert_pure", "forbid_global_random"]
 
+# Kept here so that assert_pure works inside forbid_global_random.
+_get_global_state = np.random.get_state
+
 
 def _difference(a: Any, b: Any, path: str) -> str | None:
     """A sentence saying where ``a`` and ``b`` differ, or ``None``."""
@@ -121,7 +124,7 @@ def assert_pure(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """
     name = getattr(fn, "__name__", repr(fn))
     before = copy.deepcopy((args, kwargs))
-    global_state = np.random.get_state()
+    global_state = _get_global_state()
     result = fn(*args, **kwargs)
     labels_ = [f"argument {i}" for i in range(len(args))]
     labels_ += [f"argument {k!r}" for k in kwargs]
@@ -138,7 +141,7 @@ def assert_pure(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             f"assert_pure: {name} gave different results for equal arguments: "
             f"{found} on the second call"
         )
-    after = np.random.get_state()
+    after = _get_global_state()
     if any(_difference(a, b, "") for a, b in zip(global_state, after)):
         raise AssertionError(
             f"assert_pure: {name} changed NumPy's global random state; draw "
