@@ -53,7 +53,7 @@ def _difference(a: Any, b: Any, path: str) -> str | None:
                 return found
         return None
     if isinstance(a, (tuple, list)):
-        if type(a) is not type(b) or len(a) != len(b):
+        if not isinstance(b, (tuple, list)) or len(a) != len(b):
             return f"{path} was {a!r}, now {b!r}"
         for i, (x, y) in enumerate(zip(a, b)):
             found = _difference(x, y, f"{path}[{i}]")
@@ -69,6 +69,21 @@ def _difference(a: Any, b: Any, path: str) -> str | None:
     except Exception:  # noqa: BLE001 - objects without a usable ==
         same = a is b
     return None if same else f"{path} was {a!r}, now {b!r}"
+
+
+def _snapshot(value: Any) -> Any:
+    """A deep copy that keeps arrays' writeable flags, for later comparison."""
+    if isinstance(value, np.ndarray):
+        copied = value.copy()
+        copied.flags.writeable = value.flags.writeable
+        return copied
+    if isinstance(value, Mapping):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snapshot(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_snapshot(v) for v in value)
+    return copy.deepcopy(value)
 
 
 def _check_params_frozen(value: Any, path: str) -> None:
@@ -123,7 +138,7 @@ def assert_pure(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     1.0, now 2.0
     """
     name = getattr(fn, "__name__", repr(fn))
-    before = copy.deepcopy((args, kwargs))
+    before = _snapshot((args, kwargs))
     global_state = _get_global_state()
     result = fn(*args, **kwargs)
     labels_ = [f"argument {i}" for i in range(len(args))]
