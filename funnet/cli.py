@@ -227,8 +227,9 @@ def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def train(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
+def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     """Run ``funnet train`` with parsed ``args``; returns the summary dict."""
+    out = sys.stdout if out is None else out
     ckpt = None
     if args.resume:
         ckpt = checkpoint.load(args.resume)

@@ -358,6 +358,7 @@ def serial(*layers: Layer) -> Layer:
     state_names = _flat_names(layers, "state_names")
     needs = frozenset().union(*(layer.needs for layer in layers))
     stateful = "state" in needs
+    flat_names = tuple(f for m in names for f in m.values())
     plan = tuple(
         (layer, tuple(m.items()), tuple(s.items()), layer.needs)
         for layer, m, s in zip(layers, names, state_names)
@@ -410,7 +411,8 @@ def serial(*layers: Layer) -> Layer:
             else:
                 g, dY = layer.backward(p, cache, dY)
             grads.update((flat, g[local]) for local, flat in pmap)
-        return grads, dY
+        # Report gradients in the params' order, W1 first.
+        return {key: grads[key] for key in flat_names}, dY
 
     def backward(params, caches, dY):
         return run_backward(params, caches, dY, True)
@@ -420,8 +422,8 @@ def serial(*layers: Layer) -> Layer:
         return run_backward(params, caches, dY, False)[0]
 
     label = "serial(" + ", ".join(layer.name for layer in layers) + ")"
-    flat = tuple(f for m in names for f in m.values())
     flat_state = tuple(f for m in state_names for f in m.values())
     return Layer(
-        init, forward, backward, label, flat, needs, flat_state, backward_params
+        init, forward, backward, label, flat_names, needs, flat_state,
+        backward_params,
     )

@@ -15,7 +15,7 @@ files (see ``funnet/datasets/README.md`` for their sources and licences):
 ((1797, 64), (1797,), dtype('float64'), dtype('int64'))
 >>> X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
 >>> len(X_train), len(X_test)
-(1437, 360)
+(1438, 359)
 """
 
 from __future__ import annotations
@@ -45,23 +45,28 @@ NAMES = ("digits", "breast_cancer")
 
 def _read_npz(source, what: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with np.load(source, allow_pickle=False) as archive:
-            keys = set(archive.files)
-            if not {"X", "y"} <= keys:
-                raise ValueError(
-                    f"{what} must hold arrays named 'X' and 'y', found "
-                    f"{sorted(keys)}"
-                )
-            X, y = archive["X"], archive["y"]
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise ValueError(
-                f"{what} holds object arrays, which funnet never unpickles; "
-                f"save plain numeric arrays instead"
-            ) from None
-        raise
-    except (OSError, EOFError) as exc:
+        archive = np.load(source, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as exc:
         raise ValueError(f"{what} is not a readable .npz file: {exc}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{what} is a single .npy array, not a .npz archive")
+    with archive:
+        keys = set(archive.files)
+        if not {"X", "y"} <= keys:
+            raise ValueError(
+                f"{what} must hold arrays named 'X' and 'y', found {sorted(keys)}"
+            )
+        try:
+            X, y = archive["X"], archive["y"]
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):
+                raise ValueError(
+                    f"{what} holds object arrays, which funnet never "
+                    f"unpickles; save plain numeric arrays instead"
+                ) from None
+            raise ValueError(f"{what} is damaged: {exc}") from None
+        except (OSError, EOFError, KeyError) as exc:
+            raise ValueError(f"{what} is damaged: {exc}") from None
     return X.astype(np.float64), y
 
 
