@@ -176,7 +176,9 @@ def labels(y: Any, n_samples: int, n_classes: int | None, name: str = "y") -> np
 def targets(
     y: Any, n_samples: int, n_outputs: int | None, name: str = "y", dtype=None
 ) -> np.ndarray:
-    """Check float targets of shape ``(n_samples, n_outputs)`` (or ``(n,)`` for one output).
+    """Check float targets of shape ``(n_samples, n_outputs)``.
+
+    For one output a flat ``(n_samples,)`` vector is accepted too.
 
     With ``n_outputs=None`` (a network without weights) only the number of
     rows is checked.

@@ -215,8 +215,16 @@ def _encode(
                 f"NamedTuples defined in funnet modules only"
             )
         fields = [
-            [name, _encode(field, (*path, name), out, plain and name == "params",
-                           f"{where}.{name}")]
+            [
+                name,
+                _encode(
+                    field,
+                    (*path, name),
+                    out,
+                    plain and name == "params",
+                    f"{where}.{name}",
+                ),
+            ]
             for name, field in zip(cls._fields, value)
         ]
         return {"type": "namedtuple", "class": _class_spec(cls), "fields": fields}
@@ -439,9 +447,7 @@ class _Reader:
                     f"comes from an incompatible funnet"
                 )
             return cls(*(self.decode(v, f"{where}.{n}") for n, v in fields))
-        raise CheckpointError(
-            f"{self.what}: {where} has the unknown type {kind!r}"
-        )
+        raise CheckpointError(f"{self.what}: {where} has the unknown type {kind!r}")
 
 
 def _header(archive, what: str) -> dict:

@@ -195,7 +195,9 @@ def _as_json(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _resumed_args(args: argparse.Namespace, ckpt: checkpoint.Checkpoint) -> argparse.Namespace:
+def _resumed_args(
+    args: argparse.Namespace, ckpt: checkpoint.Checkpoint
+) -> argparse.Namespace:
     """``args`` with the run's options replaced by the checkpoint's.
 
     An option given with a value that differs both from its default and
@@ -253,7 +255,8 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
         )
     n_classes = int(classes[-1]) + 1
 
-    if ckpt is not None and ckpt.config.get("data", {}).get("sha256") != _fingerprint(X, y):
+    trained_on = ckpt and ckpt.config.get("data", {}).get("sha256")
+    if ckpt is not None and trained_on != _fingerprint(X, y):
         raise ValueError(
             f"--resume {args.resume!r}: the data in --data {args.data!r} differ "
             f"from those the checkpoint was trained on"

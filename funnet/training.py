@@ -97,7 +97,9 @@ class TrainingDiverged(FloatingPointError):
       reason: what was found, e.g. ``"the loss is nan"``.
     """
 
-    def __init__(self, message: str, state: Any, step: int, epoch: int | None, reason: str):
+    def __init__(
+        self, message: str, state: Any, step: int, epoch: int | None, reason: str
+    ):
         super().__init__(message)
         self.state = state
         self.step = step
@@ -286,7 +288,9 @@ def _diverged(guard: _Guard, count: int, epoch, reason: str, cause=None):
     ) from cause
 
 
-def _guarded_step(step: Callable[[Any, Batch], Any], check_every: int, guard: _Guard, batch: Batch) -> _Guard:
+def _guarded_step(
+    step: Callable[[Any, Batch], Any], check_every: int, guard: _Guard, batch: Batch
+) -> _Guard:
     count = guard.count + 1
     epoch = getattr(batch, "epoch", None)
     try:

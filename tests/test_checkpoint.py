@@ -30,9 +30,14 @@ def _same(a, b):
     if isinstance(a, Params) or isinstance(a, np.ndarray) or isinstance(a, np.generic):
         a_arr = dict(a) if isinstance(a, Params) else {"": a}
         b_arr = dict(b) if isinstance(b, Params) else {"": b}
-        return type(a) is type(b) and a_arr.keys() == b_arr.keys() and all(
-            np.asarray(a_arr[k]).dtype == np.asarray(b_arr[k]).dtype
-            and np.array_equal(a_arr[k], b_arr[k], equal_nan=True) for k in a_arr
+        return (
+            type(a) is type(b)
+            and a_arr.keys() == b_arr.keys()
+            and all(
+                np.asarray(a_arr[k]).dtype == np.asarray(b_arr[k]).dtype
+                and np.array_equal(a_arr[k], b_arr[k], equal_nan=True)
+                for k in a_arr
+            )
         )
     if isinstance(a, tuple):
         return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
@@ -101,13 +106,20 @@ class Foreign(typing.NamedTuple):
     x: int
 
 
-@pytest.mark.parametrize("bad, where", [
-    ({"a": 1}, r"state\[0\] is a dict"),
-    (Foreign(1), r"state\[0\] is a .*Foreign; a checkpoint holds NamedTuples defined in funnet"),
-    (np.array(["a"]), r"state\[0\] is an array of dtype <U1"),
-    (np.array([object()]), "dtype object"),
-    (lambda: 0, "is a function"),
-])
+@pytest.mark.parametrize(
+    "bad, where",
+    [
+        ({"a": 1}, r"state\[0\] is a dict"),
+        (
+            Foreign(1),
+            r"state\[0\] is a .*Foreign; a checkpoint holds NamedTuples defined "
+            r"in funnet",
+        ),
+        (np.array(["a"]), r"state\[0\] is an array of dtype <U1"),
+        (np.array([object()]), "dtype object"),
+        (lambda: 0, "is a function"),
+    ],
+)
 def test_saving_refuses_what_it_could_not_load_safely(tmp_path, bad, where):
     with pytest.raises(TypeError, match=where):
         save(tmp_path / "c.npz", (bad,))
@@ -126,27 +138,50 @@ def _raw_checkpoint(path, header, **arrays):
 
 
 def _header(state_node):
-    return {"format": checkpoint.FORMAT, "version": 1, "state": state_node, "config": {}}
+    return {
+        "format": checkpoint.FORMAT,
+        "version": 1,
+        "state": state_node,
+        "config": {},
+    }
 
 
-@pytest.mark.parametrize("spec", [
-    "os:system", "subprocess:Popen", "builtins:dict", "funnet.params:Params",
-    "funnet.__main__:main", "funnet.training:__class__", "funnet.nothing:X",
-    "funnet.optimizers:Optimizer.__init__", "collections:namedtuple",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "os:system",
+        "subprocess:Popen",
+        "builtins:dict",
+        "funnet.params:Params",
+        "funnet.__main__:main",
+        "funnet.training:__class__",
+        "funnet.nothing:X",
+        "funnet.optimizers:Optimizer.__init__",
+        "collections:namedtuple",
+    ],
+)
 def test_loading_rebuilds_only_namedtuples_defined_in_funnet(tmp_path, spec):
-    node = {"type": "namedtuple", "class": spec, "fields": [["command", {"type": "none"}]]}
+    node = {
+        "type": "namedtuple",
+        "class": spec,
+        "fields": [["command", {"type": "none"}]],
+    }
     _raw_checkpoint(tmp_path / "evil.npz", _header(node))
     modules = set(sys.modules)
-    with pytest.raises(CheckpointError, match="only name NamedTuples|not a NamedTuple|no module"):
+    with pytest.raises(
+        CheckpointError, match="only name NamedTuples|not a NamedTuple|no module"
+    ):
         load(tmp_path / "evil.npz")
     assert "subprocess" in modules or "subprocess" not in sys.modules
     assert "funnet.__main__" not in set(sys.modules) - modules
 
 
 def test_loading_checks_the_fields_of_a_namedtuple(tmp_path):
-    node = {"type": "namedtuple", "class": "funnet.optimizers:OptState",
-            "fields": [["count", {"type": "int", "value": 1}]]}
+    node = {
+        "type": "namedtuple",
+        "class": "funnet.optimizers:OptState",
+        "fields": [["count", {"type": "int", "value": 1}]],
+    }
     _raw_checkpoint(tmp_path / "c.npz", _header(node))
     with pytest.raises(CheckpointError, match=r"has fields \['count'\] but .*OptState"):
         load(tmp_path / "c.npz")
@@ -168,37 +203,60 @@ def _npy_bytes():
 
 BAD_FILES = {
     "object arrays": (
-        lambda p: np.savez(p, **{checkpoint.HEADER_KEY: np.array(json.dumps(_header(
-            {"type": "array", "key": "x"}))), "x": np.array([{"a": 1}], dtype=object)}),
-        "holds Python objects; funnet never unpickles"),
+        lambda p: np.savez(
+            p,
+            **{
+                checkpoint.HEADER_KEY: np.array(
+                    json.dumps(_header({"type": "array", "key": "x"}))
+                ),
+                "x": np.array([{"a": 1}], dtype=object),
+            },
+        ),
+        "holds Python objects; funnet never unpickles",
+    ),
     "a truncated file": (
         lambda p: (save(p, _state()), p.write_bytes(p.read_bytes()[:3000])),
-        "not a readable .npz archive|truncated or corrupt"),
+        "not a readable .npz archive|truncated or corrupt",
+    ),
     "a corrupt array": (
         lambda p: (save(p, _state()), p.write_bytes(_corrupt(p.read_bytes()))),
-        "is damaged .*truncated or corrupt"),
+        "is damaged .*truncated or corrupt",
+    ),
     "an empty file": (lambda p: p.write_bytes(b""), "not a readable .npz archive"),
-    "a CSV file": (lambda p: p.write_text("1,2,3\n4,5,6\n"), "not a readable .npz archive"),
-    "a pickle": (lambda p: p.write_bytes(b"\x80\x04K\x01."), "not a readable .npz archive"),
+    "a CSV file": (
+        lambda p: p.write_text("1,2,3\n4,5,6\n"),
+        "not a readable .npz archive",
+    ),
+    "a pickle": (
+        lambda p: p.write_bytes(b"\x80\x04K\x01."),
+        "not a readable .npz archive",
+    ),
     "a .npy array": (lambda p: p.write_bytes(_npy_bytes()), "single .npy array"),
-    "a params-only .npz": (lambda p: np.savez(p, W1=np.zeros((2, 2))),
-                           "not a funnet checkpoint: it has no '__funnet_checkpoint__' "
-                           r"entry \(it holds W1\)"),
+    "a params-only .npz": (
+        lambda p: np.savez(p, W1=np.zeros((2, 2))),
+        "not a funnet checkpoint: it has no '__funnet_checkpoint__' "
+        r"entry \(it holds W1\)",
+    ),
     "another format's header": (
         lambda p: _raw_checkpoint(p, {"format": "other", "version": 1}),
-        "the header's format is 'other'"),
+        "the header's format is 'other'",
+    ),
     "a newer version": (
         lambda p: _raw_checkpoint(p, {**_header({"type": "none"}), "version": 99}),
-        "format version 99; this funnet reads versions 1 to 1"),
+        "format version 99; this funnet reads versions 1 to 1",
+    ),
     "a header that is not JSON": (
         lambda p: np.savez(p, **{checkpoint.HEADER_KEY: np.array("{nope")}),
-        "the header is not valid JSON"),
+        "the header is not valid JSON",
+    ),
     "a missing array": (
         lambda p: _raw_checkpoint(p, _header({"type": "array", "key": "gone"})),
-        "refers to the array 'gone', which the file does not hold"),
+        "refers to the array 'gone', which the file does not hold",
+    ),
     "an unknown node": (
         lambda p: _raw_checkpoint(p, _header({"type": "pickle"})),
-        "unknown type 'pickle'"),
+        "unknown type 'pickle'",
+    ),
 }
 
 
@@ -242,19 +300,29 @@ def test_a_new_save_replaces_the_old_one_whole(tmp_path):
 
 
 def test_the_network_is_rebuilt_from_its_config():
-    config = checkpoint.mlp_config(4, [5], 3, "tanh", "softmax_cross_entropy", np.float32)
+    config = checkpoint.mlp_config(
+        4, [5], 3, "tanh", "softmax_cross_entropy", np.float32
+    )
     net, loss = checkpoint.build_network(json.loads(json.dumps(config)))
     assert loss is funnet.softmax_cross_entropy
     params = funnet.init(net, 4, seed=1, dtype=config["dtype"])
-    assert params.equals(funnet.init(funnet.mlp([5], 3, "tanh"), 4, seed=1, dtype=np.float32))
+    assert params.equals(
+        funnet.init(funnet.mlp([5], 3, "tanh"), 4, seed=1, dtype=np.float32)
+    )
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"kind": "cnn"}, "network config must be a dict with kind 'mlp'"),
-    ({"kind": "mlp", "hidden": [3]}, r"network config lacks \['activation'"),
-    ({**checkpoint.mlp_config(2, [3], 2), "dtype": "float16"}, "dtype 'float16'"),
-    ({**checkpoint.mlp_config(2, [3], 2), "activation": "cube"}, "unknown activation 'cube'"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"kind": "cnn"}, "network config must be a dict with kind 'mlp'"),
+        ({"kind": "mlp", "hidden": [3]}, r"network config lacks \['activation'"),
+        ({**checkpoint.mlp_config(2, [3], 2), "dtype": "float16"}, "dtype 'float16'"),
+        (
+            {**checkpoint.mlp_config(2, [3], 2), "activation": "cube"},
+            "unknown activation 'cube'",
+        ),
+    ],
+)
 def test_a_bad_network_config_is_refused(config, message):
     with pytest.raises(ValueError, match=message):
         checkpoint.build_network(config)

@@ -34,16 +34,21 @@ def test_fit_is_still_the_fold_when_nothing_diverges():
 @pytest.mark.parametrize("errors", ["raise", "ignore"])
 def test_a_huge_learning_rate_stops_with_the_last_finite_state(errors):
     step, state = _train_state(1e30)
-    with np.errstate(all=errors), pytest.raises(
-        TrainingDiverged, match=r"training diverged at step \d+ \(epoch \d+\)"
-    ) as info:
+    with (
+        np.errstate(all=errors),
+        pytest.raises(
+            TrainingDiverged, match=r"training diverged at step \d+ \(epoch \d+\)"
+        ) as info,
+    ):
         funnet.fit(step, funnet.batches(X, Y, 64, seed=0, epochs=3), state)
     exc = info.value
     assert _is_finite(exc.state)
     assert exc.state.step < exc.step
     assert exc.epoch == (exc.step - 1) // 9  # 569 samples, 9 batches an epoch
     # the state handed back trains on without error for the steps before
-    replay = list(toolz.take(exc.state.step, funnet.batches(X, Y, 64, seed=0, epochs=3)))
+    replay = list(
+        toolz.take(exc.state.step, funnet.batches(X, Y, 64, seed=0, epochs=3))
+    )
     assert funnet.fit(step, replay, state).params.equals(exc.state.params)
 
 
@@ -56,7 +61,9 @@ def test_the_state_handed_back_is_exactly_the_one_before_the_failing_step():
 
     start = funnet.init_train_state(PARAMS, funnet.sgd(0.1))
     data = [Batch(X[:2], Y[:2], epoch=e) for e in (0, 0, 1, 1, 2, 2)]
-    with pytest.raises(TrainingDiverged, match=r"step 5 \(epoch 3\): the loss is nan") as info:
+    with pytest.raises(
+        TrainingDiverged, match=r"step 5 \(epoch 3\): the loss is nan"
+    ) as info:
         funnet.fit(step, data, start)
     assert info.value.step == 5 and info.value.epoch == 2
     assert info.value.state.step == 4
@@ -91,7 +98,9 @@ def test_non_finite_params_hidden_from_the_loss_are_caught_at_the_end():
 def test_gradient_descent_divergence_keeps_finite_params():
     step = funnet.gradient_descent(NET, losses.softmax_cross_entropy, 1e30)
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
-        funnet.fit(step, funnet.batches(X, Y, 64, seed=0, epochs=5), PARAMS, check_every=1)
+        funnet.fit(
+            step, funnet.batches(X, Y, 64, seed=0, epochs=5), PARAMS, check_every=1
+        )
     assert _is_finite(info.value.state)
 
 
@@ -99,12 +108,25 @@ def test_training_diverged_is_a_floating_point_error():
     assert issubclass(TrainingDiverged, FloatingPointError)
 
 
-def test_funnet_train_reports_divergence_and_saves_the_last_finite_state(tmp_path, capsys):
+def test_funnet_train_reports_divergence_and_saves_the_last_finite_state(
+    tmp_path, capsys
+):
     path = tmp_path / "run.npz"
-    code = funnet.cli.main([
-        "train", "--data", "breast_cancer", "--hidden", "4", "--epochs", "3",
-        "--lr", "1e30", "--save", str(path),
-    ])
+    code = funnet.cli.main(
+        [
+            "train",
+            "--data",
+            "breast_cancer",
+            "--hidden",
+            "4",
+            "--epochs",
+            "3",
+            "--lr",
+            "1e30",
+            "--save",
+            str(path),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "training diverged in epoch 1 at step" in err

@@ -39,8 +39,10 @@ def _close(got, want, dtype, scale=1.0, rtol=RTOL):
     """``got`` equals ``want`` up to the rounding of ``dtype`` at ``scale``."""
     with np.errstate(under="ignore"):  # the comparison itself may underflow
         np.testing.assert_allclose(
-            np.asarray(got, np.float64), np.asarray(want, np.float64),
-            rtol=rtol[np.dtype(dtype)], atol=RTOL[np.dtype(dtype)] * scale,
+            np.asarray(got, np.float64),
+            np.asarray(want, np.float64),
+            rtol=rtol[np.dtype(dtype)],
+            atol=RTOL[np.dtype(dtype)] * scale,
         )
 
 
@@ -58,7 +60,9 @@ def _ref_log_sigmoid(z):
 @given(data=st.data())
 def test_softmax_cross_entropy_with_labels_is_finite_and_exact(dtype, data):
     Z = data.draw(_logits(dtype))
-    y = data.draw(hnp.arrays(np.int64, Z.shape[0], elements=st.integers(0, Z.shape[1] - 1)))
+    y = data.draw(
+        hnp.arrays(np.int64, Z.shape[0], elements=st.integers(0, Z.shape[1] - 1))
+    )
     value, dZ = losses.softmax_cross_entropy(Z, y)
     assert value.dtype == dtype and dZ.dtype == dtype
     assert np.isfinite(value) and np.isfinite(dZ).all()
@@ -74,7 +78,9 @@ def test_softmax_cross_entropy_with_labels_is_finite_and_exact(dtype, data):
 @given(data=st.data())
 def test_softmax_cross_entropy_with_zero_probability_targets_is_finite(dtype, data):
     Z = data.draw(_logits(dtype))
-    raw = data.draw(hnp.arrays(np.float64, Z.shape, elements=st.sampled_from([0.0, 0.5, 1.0])))
+    raw = data.draw(
+        hnp.arrays(np.float64, Z.shape, elements=st.sampled_from([0.0, 0.5, 1.0]))
+    )
     raw[:, 0] += 1.0  # every row has mass; many entries stay exactly 0
     T = (raw / raw.sum(axis=1, keepdims=True)).astype(dtype)
     value, dZ = losses.softmax_cross_entropy(Z, T)
@@ -92,7 +98,9 @@ def test_softmax_cross_entropy_with_zero_probability_targets_is_finite(dtype, da
 @given(data=st.data())
 def test_binary_cross_entropy_is_finite_and_exact_for_saturated_logits(dtype, data):
     z = data.draw(_logits(dtype))
-    t = data.draw(hnp.arrays(dtype, z.shape, elements=st.sampled_from([0.0, 0.25, 1.0])))
+    t = data.draw(
+        hnp.arrays(dtype, z.shape, elements=st.sampled_from([0.0, 0.25, 1.0]))
+    )
     value, dz = losses.binary_cross_entropy(z, t)
     assert value.dtype == dtype and dz.dtype == dtype
     assert np.isfinite(value) and np.isfinite(dz).all()
@@ -151,7 +159,9 @@ def test_activations_stay_finite_for_huge_inputs(name, dtype, data):
 def test_mean_squared_error_is_finite_for_large_outputs(dtype, data):
     Y = data.draw(_logits(dtype))
     width = 32 if dtype == np.float32 else 64
-    T = data.draw(hnp.arrays(dtype, Y.shape, elements=st.floats(-BIG, BIG, width=width)))
+    T = data.draw(
+        hnp.arrays(dtype, Y.shape, elements=st.floats(-BIG, BIG, width=width))
+    )
     value, dY = losses.mean_squared_error(Y, T)
     assert np.isfinite(value) and np.isfinite(dY).all()
     diff = Y.astype(np.float64) - T.astype(np.float64)

@@ -18,7 +18,9 @@ SEED, BATCH, EPOCHS, SPLIT = 3, 50, 4, 2
 
 def _net():
     # dropout draws from (seed, step): resuming must restore the step too
-    return funnet.serial(funnet.dense(16), funnet.relu(), funnet.dropout(0.2), funnet.dense(2))
+    return funnet.serial(
+        funnet.dense(16), funnet.relu(), funnet.dropout(0.2), funnet.dense(2)
+    )
 
 
 def _data():
@@ -28,8 +30,12 @@ def _data():
 
 def _run(state, start_epoch, epochs):
     X, y = _data()
-    step = funnet.make_step(_net(), losses.softmax_cross_entropy, funnet.sgd(0.05), seed=SEED)
-    data = funnet.batches(X, y, BATCH, seed=SEED, epochs=epochs, start_epoch=start_epoch)
+    step = funnet.make_step(
+        _net(), losses.softmax_cross_entropy, funnet.sgd(0.05), seed=SEED
+    )
+    data = funnet.batches(
+        X, y, BATCH, seed=SEED, epochs=epochs, start_epoch=start_epoch
+    )
     return funnet.fit(step, data, state)
 
 
@@ -46,16 +52,23 @@ checkpoint.save(sys.argv[2], state, ckpt.config, epoch=ckpt.config["epochs"])
 
 def _python(*args, cwd=ROOT):
     env = {**os.environ, "PYTHONPATH": ROOT}
-    done = subprocess.run([sys.executable, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done
 
 
 def test_training_resumed_in_a_new_process_matches_one_unbroken_run(tmp_path):
     net = _net()
-    start = funnet.init_train_state(funnet.init(net, 30, seed=SEED, dtype=np.float32),
-                                    funnet.sgd(0.05))
+    start = funnet.init_train_state(
+        funnet.init(net, 30, seed=SEED, dtype=np.float32), funnet.sgd(0.05)
+    )
     unbroken = _run(start, 0, EPOCHS)
 
     halfway = _run(start, 0, SPLIT)
@@ -70,8 +83,21 @@ def test_training_resumed_in_a_new_process_matches_one_unbroken_run(tmp_path):
 
 
 def _train(tmp_path, *args):
-    return _python("-m", "funnet", "train", "--data", "breast_cancer", "--hidden", "8",
-                   "--batch-size", "40", "--seed", "5", *args, cwd=tmp_path)
+    return _python(
+        "-m",
+        "funnet",
+        "train",
+        "--data",
+        "breast_cancer",
+        "--hidden",
+        "8",
+        "--batch-size",
+        "40",
+        "--seed",
+        "5",
+        *args,
+        cwd=tmp_path,
+    )
 
 
 def _params(path):
@@ -82,7 +108,9 @@ def _params(path):
 def test_funnet_train_resume_matches_an_unbroken_run_bit_for_bit(tmp_path):
     _train(tmp_path, "--epochs", "4", "--save", "full.npz")
     _train(tmp_path, "--epochs", "1", "--save", "part.npz")
-    out = _train(tmp_path, "--resume", "part.npz", "--epochs", "4", "--save", "rest.npz").stdout
+    out = _train(
+        tmp_path, "--resume", "part.npz", "--epochs", "4", "--save", "rest.npz"
+    ).stdout
     assert "resuming from part.npz: 1 epochs" in out
     assert out.count("\nepoch ") == 3  # epochs 2, 3 and 4 only
     full, rest = _params(tmp_path / "full.npz"), _params(tmp_path / "rest.npz")
@@ -116,30 +144,53 @@ from funnet.training import batches, fit, make_step, prepare
 
 ckpt = checkpoint.load(sys.argv[1])
 opts = ckpt.config["training"]["options"]
+seed = opts["seed"]
 X, y = datasets.load(opts["data"])
-X_train, _, y_train, _ = datasets.train_test_split(X, y, opts["test_size"], opts["seed"])
-X_fit, _, y_fit, _ = datasets.train_test_split(X_train, y_train, 0.1, opts["seed"] + 1)
+X_train, _, y_train, _ = datasets.train_test_split(X, y, opts["test_size"], seed)
+X_fit, _, y_fit, _ = datasets.train_test_split(X_train, y_train, 0.1, seed + 1)
 stats = ckpt.config["data"]["standardizer"]
 X_fit = datasets.Standardizer(stats["mean"], stats["std"])(X_fit, opts["dtype"])
 net, loss = checkpoint.build_network(ckpt.config["network"])
-X_fit, t = prepare(net, ckpt.state.params, X_fit, y_fit[:, None].astype(X_fit.dtype), loss)
-step = make_step(net, loss, cli._optimizer(cli.argparse.Namespace(**opts)), seed=opts["seed"])
-data = toolz.take(int(sys.argv[2]), batches(X_fit, t, opts["batch_size"], opts["seed"],
-                                            start_epoch=1))
+y_fit = y_fit[:, None].astype(X_fit.dtype)
+X_fit, t = prepare(net, ckpt.state.params, X_fit, y_fit, loss)
+optimizer = cli._optimizer(cli.argparse.Namespace(**opts))
+step = make_step(net, loss, optimizer, seed=seed)
+epoch_1 = batches(X_fit, t, opts["batch_size"], seed, start_epoch=1)
+data = toolz.take(int(sys.argv[2]), epoch_1)
 checkpoint.save("mid.npz", fit(step, data, ckpt.state), ckpt.config, epoch=1)
 """
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--hidden", "32"], r"--hidden \[32\] differs from the checkpoint's \[8\]"),
-    (["--activation", "tanh"], "--activation 'tanh' differs from the checkpoint's 'relu'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--hidden", "32"], r"--hidden \[32\] differs from the checkpoint's \[8\]"),
+        (
+            ["--activation", "tanh"],
+            "--activation 'tanh' differs from the checkpoint's 'relu'",
+        ),
+    ],
+)
 def test_resume_refuses_options_that_contradict_the_checkpoint(
     tmp_path, capsys, monkeypatch, args, message
 ):
     monkeypatch.chdir(tmp_path)
-    assert funnet.cli.main(["train", "--data", "breast_cancer", "--hidden", "8",
-                            "--epochs", "1", "--save", "c.npz"]) == 0
+    assert (
+        funnet.cli.main(
+            [
+                "train",
+                "--data",
+                "breast_cancer",
+                "--hidden",
+                "8",
+                "--epochs",
+                "1",
+                "--save",
+                "c.npz",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert funnet.cli.main(["train", "--resume", "c.npz", *args]) == 2
     assert re.search(message, capsys.readouterr().err)
@@ -151,12 +202,28 @@ def test_resume_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
     assert "not a funnet checkpoint" in capsys.readouterr().err
 
 
-def test_resume_refuses_data_that_changed_since_the_checkpoint(tmp_path, capsys, monkeypatch):
+def test_resume_refuses_data_that_changed_since_the_checkpoint(
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     X, y = funnet.datasets.load("breast_cancer")
     np.savez("data.npz", X=X, y=y)
-    assert funnet.cli.main(["train", "--data", "data.npz", "--hidden", "4",
-                            "--epochs", "1", "--save", "c.npz"]) == 0
+    assert (
+        funnet.cli.main(
+            [
+                "train",
+                "--data",
+                "data.npz",
+                "--hidden",
+                "4",
+                "--epochs",
+                "1",
+                "--save",
+                "c.npz",
+            ]
+        )
+        == 0
+    )
     np.savez("data.npz", X=X + 1.0, y=y)
     capsys.readouterr()
     assert funnet.cli.main(["train", "--resume", "c.npz"]) == 2
