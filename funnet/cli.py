@@ -24,7 +24,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -154,27 +153,6 @@ def _load(data: str) -> tuple[str, np.ndarray, np.ndarray]:
         f"--data {data!r} is neither a bundled data set {list(datasets.NAMES)} "
         f"nor an existing .npz/.csv file"
     )
-
-
-def save_params(path: str, params) -> None:
-    """Write params to ``path`` as ``.npz``, atomically.
-
-    The file is written next to its destination and renamed over it only
-    when complete, so an interrupted save never leaves a broken file.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".funnet-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in params.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _optimizer(args: argparse.Namespace):

@@ -52,7 +52,7 @@ way: :math:`dW = A^T dZ`, :math:`db = \sum_{rows} dZ`, :math:`dA = dZ W^T`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
