@@ -33,7 +33,15 @@ layer computes ``Z = X @ W + b``, the transpose of the column-per-sample
 ['W1', 'W2', 'b1', 'b2']
 """
 
-from funnet import datasets, initializers, layers, losses, optimizers, schedules
+from funnet import (
+    checkpoint,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    optimizers,
+    schedules,
+)
 from funnet.layers import (
     Layer,
     dense,
@@ -70,6 +78,8 @@ from funnet.optimizers import (
 )
 from funnet.params import Params
 from funnet.training import (
+    Batch,
+    TrainingDiverged,
     TrainState,
     accuracy,
     batches,
@@ -87,11 +97,13 @@ from funnet.training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Batch",
     "Layer",
     "OptState",
     "Optimizer",
     "Params",
     "TrainState",
+    "TrainingDiverged",
     "accuracy",
     "adagrad",
     "adam",
@@ -100,6 +112,7 @@ __all__ = [
     "batches",
     "binary_cross_entropy",
     "chain",
+    "checkpoint",
     "clip_by_global_norm",
     "clip_by_value",
     "datasets",

@@ -82,6 +82,11 @@ def log_softmax(Z: np.ndarray) -> np.ndarray:
     Stable for any finite ``Z``: the row maximum is subtracted first, so the
     largest exponent is :math:`e^0 = 1`.
     """
+    with np.errstate(under="ignore"):  # e^{-10^4} is 0, correctly
+        return _log_softmax(Z)
+
+
+def _log_softmax(Z: np.ndarray) -> np.ndarray:
     shifted = Z - Z.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
@@ -110,18 +115,22 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray):
     _check_outputs("softmax_cross_entropy", logits)
     n, k = logits.shape
     labels = _as_labels("softmax_cross_entropy", targets, n, k)
-    logp = log_softmax(logits)
-    P = np.exp(logp)
     inv_n = 1.0 / n
-    if labels is not None:
-        rows = np.arange(n)
-        value = -logp[rows, labels].mean()
-        P[rows, labels] -= 1.0
-        P *= inv_n
-        return value, P
-    T = np.asarray(targets, dtype=logits.dtype)
-    value = -(T * logp).sum(axis=1).mean()
-    dZ = (P * T.sum(axis=1, keepdims=True) - T) * inv_n
+    # Probabilities below the smallest float round to 0: underflow is the
+    # right answer there, not an error.
+    with np.errstate(under="ignore"):
+        logp = _log_softmax(logits)
+        P = np.exp(logp)
+        if labels is not None:
+            rows = np.arange(n)
+            value = -logp[rows, labels].mean()
+            P[rows, labels] -= 1.0
+            P *= inv_n
+            return value, P
+        T = np.asarray(targets, dtype=logits.dtype)
+        # A zero target times a finite log-probability is 0: no 0 * log(0).
+        value = -(T * logp).sum(axis=1).mean()
+        dZ = (P * T.sum(axis=1, keepdims=True) - T) * inv_n
     return value, dZ
 
 
@@ -160,10 +169,11 @@ def binary_cross_entropy(logits: np.ndarray, targets: np.ndarray):
             f"dtype {t.dtype}"
         )
     t = t.astype(logits.dtype, copy=False)
-    E = np.exp(-np.abs(logits))
-    value = (np.maximum(logits, 0) - logits * t + np.log1p(E)).mean()
-    sig = np.where(logits >= 0, 1 / (1 + E), E / (1 + E))
-    return value, (sig - t) * (1.0 / logits.size)
+    with np.errstate(under="ignore"):  # e^{-|z|} rounds to 0 for large |z|
+        E = np.exp(-np.abs(logits))
+        value = (np.maximum(logits, 0) - logits * t + np.log1p(E)).mean()
+        sig = np.where(logits >= 0, 1 / (1 + E), E / (1 + E))
+        return value, (sig - t) * (1.0 / logits.size)
 
 
 def mean_squared_error(outputs: np.ndarray, targets: np.ndarray):
@@ -190,7 +200,8 @@ def mean_squared_error(outputs: np.ndarray, targets: np.ndarray):
             f"{outputs.shape}"
         )
     diff = outputs - t.astype(outputs.dtype, copy=False)
-    return (diff * diff).mean(), diff * (2.0 / outputs.size)
+    with np.errstate(under="ignore"):  # tiny differences square to 0
+        return (diff * diff).mean(), diff * (2.0 / outputs.size)
 
 
 LOSSES: dict[str, Loss] = {

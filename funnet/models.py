@@ -58,10 +58,11 @@ def mlp(
 
 def _dtype(dtype: Any) -> np.dtype:
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in DTYPES:
+    # Compare with ``is None`` first: np.dtype("float64") == None is True.
+    if dt is None or dt not in DTYPES:
         raise TypeError(
             f"dtype must be float32 or float64, got {dtype!r}"
         )

@@ -27,7 +27,7 @@ into one optimizer whose state is the tuple of its members' states.
 >>> apply_updates(p, updates)["W"]
 array([0.8, 0.8])
 >>> state
-OptState(count=1, learning_rate=0.1)
+OptState(count=1, learning_rate=0.1, slots=Params())
 
 A learning rate is a number or a schedule (:mod:`funnet.schedules`):
 
@@ -103,16 +103,21 @@ class Optimizer(NamedTuple):
 
 
 class OptState(NamedTuple):
-    """The state of plain SGD.
+    """The state of plain SGD, and a generic record for custom optimizers.
 
     Attributes:
       count: the number of updates made so far.
       learning_rate: the learning rate applied by the latest update
         (``schedule(0)`` before any update).
+      slots: per-parameter accumulators of a custom optimizer, a
+        :class:`~funnet.params.Params` keyed ``"<slot>/<param>"``; empty
+        for SGD (the optimizers here with accumulators have records that
+        name them, such as :class:`AdamState`).
     """
 
     count: int
     learning_rate: float
+    slots: Params = Params()
 
 
 class MomentumState(NamedTuple):
@@ -712,7 +717,7 @@ def chain(*transforms: Optimizer) -> Optimizer:
     >>> u["w"]
     array([-0.1 ,  0.05])
     >>> state
-    (EmptyState(), OptState(count=1, learning_rate=0.1))
+    (EmptyState(), OptState(count=1, learning_rate=0.1, slots=Params()))
     """
     for i, t in enumerate(transforms):
         if not (

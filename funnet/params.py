@@ -45,7 +45,7 @@ def _frozen(value: Any, copy: bool) -> np.ndarray:
         array = np.array(value, copy=True)
     if array.dtype == object:
         raise TypeError(
-            f"Params values must be numeric arrays, got an array of dtype object"
+            "Params values must be numeric arrays, got an array of dtype object"
         )
     array.flags.writeable = False
     return array

@@ -406,12 +406,15 @@ SYNTAX = """\
 A schedule is one part or several joined with '+'; epochs count in
 whole or fractional epochs, LR is the base learning rate:
   constant        LR throughout (constant:E lasts E epochs when joined)
-  cosine[:A]      cosine decay from LR to A*LR (default A=0) by the end
+  cosine[:E[:A]]  cosine decay from LR to A*LR (default 0) over E epochs
+                  (default: to the end of the run), then A*LR
   exp:R           LR * R**epoch, a smooth exponential decay
   step:E:F        multiply by F every E epochs, e.g. step:10:0.5
   warmup:E        linear rise from 0 to LR over E epochs, then LR
   warmup:5+cosine warm up for 5 epochs, then decay over the rest
-Every part but the last needs a length (warmup:E or constant:E)."""
+Every part but the last needs a length (warmup:E, constant:E, cosine:E).
+Give lengths (cosine:30, not cosine) to make the schedule independent of
+--epochs, e.g. for a run continued with --resume."""
 
 
 def _epochs(spec: str, text: str, steps_per_epoch: int) -> int:
@@ -434,13 +437,13 @@ def _float(spec: str, text: str, what: str) -> float:
 
 
 def _part(
-    spec: str, text: str, lr: float, steps: int, spe: int
+    spec: str, text: str, lr: float, steps: int | None, spe: int
 ) -> tuple[Any, int | None]:
     """One part of a schedule string: the schedule and its length in steps."""
     name, *args = text.strip().split(":")
     arity = {
         "constant": (0, 1),
-        "cosine": (0, 1),
+        "cosine": (0, 2),
         "exp": (1, 1),
         "step": (2, 2),
         "warmup": (1, 1),
@@ -459,8 +462,15 @@ def _part(
     if name == "constant":
         return constant(lr), _epochs(spec, args[0], spe) if args else None
     if name == "cosine":
-        alpha = _float(spec, args[0], "a final share A in [0, 1]") if args else 0.0
-        return cosine_decay(lr, max(1, steps), alpha), None
+        length = _epochs(spec, args[0], spe) if args else None
+        alpha = _float(spec, args[1], "a final share A in [0, 1]") if args[1:] else 0.0
+        if length is None and steps is None:
+            raise ValueError(
+                f"schedule {spec!r}: 'cosine' without a length decays to the end "
+                f"of the run, so it needs total_steps; or give it one, e.g. "
+                f"'cosine:30'"
+            )
+        return cosine_decay(lr, length or max(1, steps), alpha), length
     if name == "exp":
         rate = _float(spec, args[0], "a decay rate per epoch")
         return exponential_decay(lr, rate, spe), None
@@ -472,7 +482,10 @@ def _part(
 
 
 def parse(
-    spec: str, learning_rate: float, total_steps: int, steps_per_epoch: int = 1
+    spec: str,
+    learning_rate: float,
+    total_steps: int | None = None,
+    steps_per_epoch: int = 1,
 ) -> Any:
     """A schedule from a short string such as ``"warmup:5+cosine"``.
 
@@ -480,7 +493,8 @@ def parse(
       spec: the description; see :data:`SYNTAX` (also shown by
         ``funnet train --help``). Lengths are in epochs.
       learning_rate: the base value ``LR``.
-      total_steps: the updates in the whole run (cosine ends there).
+      total_steps: the updates in the whole run, where a ``cosine``
+        without a length ends; only needed for one.
       steps_per_epoch: updates per epoch, to turn epochs into steps.
 
     Returns:
@@ -491,22 +505,25 @@ def parse(
     >>> s = parse("warmup:1+cosine", 1.0, total_steps=30, steps_per_epoch=10)
     >>> s.boundaries, s(10), s(30)
     ((10,), 1.0, 0.0)
+    >>> parse("cosine:3:0.1", 1.0, steps_per_epoch=10)
+    CosineDecay(init_value=1.0, decay_steps=30, alpha=0.1)
     """
     if not isinstance(spec, str):
         raise TypeError(f"schedule must be a string like 'cosine', got {spec!r}")
     lr = _number("parse", "learning_rate", learning_rate)
-    total = _steps("parse", "total_steps", total_steps)
+    total = None if total_steps is None else _steps("parse", "total_steps", total_steps)
     spe = _steps("parse", "steps_per_epoch", steps_per_epoch)
     texts = spec.split("+")
     parts, boundaries, start = [], [], 0
     for i, text in enumerate(texts):
-        schedule, length = _part(spec, text, lr, total - start, spe)
+        rest = None if total is None else total - start
+        schedule, length = _part(spec, text, lr, rest, spe)
         parts.append(schedule)
         if i < len(texts) - 1:
             if length is None:
                 raise ValueError(
                     f"schedule {spec!r}: {text!r} is followed by another part, so "
-                    f"it needs a length in epochs, e.g. 'warmup:5' or 'constant:5'"
+                    f"it needs a length in epochs, e.g. 'warmup:5' or 'cosine:5'"
                 )
             start += length
             boundaries.append(start)

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import funnet
+from funnet.testing import assert_pure, forbid_global_random
 from funnet.layers import dense, relu, serial, tanh
 
 
@@ -48,18 +49,11 @@ def test_a_generator_seed_is_not_advanced():
     assert a == funnet.init(net, 4, seed=rng)
 
 
-def test_init_neither_reads_nor_changes_the_global_random_state():
+def test_init_is_pure_and_never_uses_the_global_random_state():
     net = funnet.mlp([8], n_outputs=3)
-    np.random.seed(1)
-    a = funnet.init(net, 4, seed=0)
-    state = np.random.get_state()
-    np.random.seed(2)
-    b = funnet.init(net, 4, seed=0)
-    np.random.seed(1)
-    funnet.init(net, 4, seed=0)
-    after = np.random.get_state()
-    assert a == b
-    assert np.array_equal(state[1], after[1]) and state[2] == after[2]
+    with forbid_global_random():
+        for seed in (0, np.random.default_rng(5)):
+            assert_pure(funnet.init, net, 4, seed, np.float32)
 
 
 def test_weights_are_small_random_and_break_symmetry():
@@ -95,6 +89,10 @@ def test_nested_serials_keep_keys_unique():
     [
         (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype=np.int32), TypeError,
          "dtype must be float32 or float64"),
+        (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype="foo"), TypeError,
+         "dtype must be float32 or float64, got 'foo'"),
+        (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype=None), TypeError,
+         "dtype must be float32 or float64, got None"),
         (lambda: funnet.init(funnet.mlp([4], 2), 0), ValueError,
          "n_features must be at least 1, got 0"),
         (lambda: funnet.init(funnet.mlp([4], 2), 3, seed=-1), ValueError,
@@ -106,7 +104,7 @@ def test_nested_serials_keep_keys_unique():
         (lambda: dense(0), ValueError, "n_out must be at least 1"),
         (lambda: funnet.mlp([4], 2, "swish"), ValueError, "unknown activation 'swish'"),
     ],
-    ids=["int-dtype", "no-features", "negative-seed", "float-seed", "not-a-layer",
+    ids=["int-dtype", "unknown-dtype", "none-dtype", "no-features", "negative-seed", "float-seed", "not-a-layer",
          "uncalled-layer", "zero-units", "unknown-activation"],
 )
 def test_bad_construction_arguments_get_clear_errors(call, error, message):

@@ -281,8 +281,13 @@ _ALL = {
 
 
 def _arrays_in(state):
-    """Every Params inside an optimizer state, with its path."""
-    if isinstance(state, Params):
+    """Every Params of accumulators inside an optimizer state.
+
+    SGD's ``OptState.slots`` is empty: it is there for custom optimizers.
+    """
+    if isinstance(state, OptState):
+        assert len(state.slots) == 0
+    elif isinstance(state, Params):
         yield state
     elif isinstance(state, tuple):
         for member in state:

@@ -22,6 +22,11 @@ def test_the_readme_example_trains_digits_to_a_high_accuracy():
     assert "Params(W1=float32(64, 128)" in out.getvalue()
 
 
+def test_every_other_readme_example_runs():
+    for block in _python_blocks()[1:]:
+        exec(compile(block, str(README), "exec"), {})
+
+
 def test_the_readme_starts_with_the_install_and_test_commands():
     lines = README.read_text().splitlines()
     block = lines[lines.index("```bash") + 1: lines.index("```bash") + 3]

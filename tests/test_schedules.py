@@ -102,7 +102,8 @@ def test_schedules_are_plain_records_that_round_trip_through_json_and_pickle():
     [
         ("constant", constant(0.1)),
         ("cosine", cosine_decay(0.1, 300)),
-        ("cosine:0.1", cosine_decay(0.1, 300, 0.1)),
+        ("cosine:5:0.1", cosine_decay(0.1, 50, 0.1)),
+        ("cosine:5+constant", join([cosine_decay(0.1, 50), constant(0.1)], [50])),
         ("exp:0.9", exponential_decay(0.1, 0.9, 10)),
         ("step:10:0.5", step_decay(0.1, 100, 0.5)),
         ("warmup:2", linear_warmup(0.1, 20)),
@@ -139,7 +140,7 @@ def test_warmup_then_cosine_from_the_command_line_ends_at_zero_on_the_last_step(
         ),
         ("warmup:-1", r"expected a positive number of epochs, got '-1'"),
         ("step:x:0.5", r"expected a positive number of epochs, got 'x'"),
-        ("cosine:2", r"cosine_decay: alpha must be >= 0.0 and <= 1.0, got 2.0"),
+        ("cosine:5:2", r"cosine_decay: alpha must be >= 0.0 and <= 1.0, got 2.0"),
         ("exp:fast", r"expected a decay rate per epoch, got 'fast'"),
     ],
     ids=[
@@ -223,3 +224,11 @@ def test_parse_errors_name_the_string_and_what_was_expected(spec, message):
 def test_bad_arguments_raise_a_message_naming_them(build, error, message):
     with pytest.raises(error, match=message):
         build()
+
+
+def test_a_cosine_with_a_length_does_not_depend_on_the_length_of_the_run():
+    short = parse("warmup:1+cosine:29", 0.1, total_steps=20, steps_per_epoch=10)
+    long = parse("warmup:1+cosine:29", 0.1, total_steps=3000, steps_per_epoch=10)
+    assert short == long == parse("warmup:1+cosine:29", 0.1, steps_per_epoch=10)
+    with pytest.raises(ValueError, match=r"'cosine' without a length .* 'cosine:30'"):
+        parse("cosine", 0.1, steps_per_epoch=10)
