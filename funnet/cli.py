@@ -80,9 +80,10 @@ def _positive(kind):
 # with a cosine-decayed learning rate and decoupled weight decay generalizes
 # best there. A short run (about a thousand steps) suits beta2 = 0.99.
 DEFAULT_OPTIMIZER = "adamw"
-# The cosine's length is fixed (the default 30 epochs) rather than "to the end
-# of the run", so that a run continued with --resume follows the same curve.
-DEFAULT_SCHEDULE = "cosine:30"
+# A schedule without an explicit length spans the whole run. The run's
+# length is saved with the checkpoint (``schedule_epochs``), so a run
+# continued with --resume follows the same curve.
+DEFAULT_SCHEDULE = "cosine"
 DEFAULT_LEARNING_RATES = {
     "sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.05,
     "rmsprop": 0.003, "adam": 0.003, "adamw": 0.03,
@@ -122,7 +123,7 @@ def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> optimizers.Opt
     the parts not asked for are left out. The weight decay is decoupled and
     follows the learning rate (AdamW's rule for every optimizer).
     """
-    epochs = getattr(args, "epochs", None)
+    epochs = getattr(args, "schedule_epochs", None) or getattr(args, "epochs", None)
     lr = schedules.parse(
         args.lr_schedule,
         _learning_rate(args),
@@ -298,6 +299,10 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     if args.resume:
         ckpt = checkpoint.load(args.resume)
         args = _resumed_args(args, ckpt)
+    if getattr(args, "schedule_epochs", None) is None:
+        # The learning-rate schedule spans the first invocation's --epochs;
+        # this run option is saved, so a resumed run keeps the same curve.
+        args = argparse.Namespace(**vars(args), schedule_epochs=args.epochs)
     name, X, y = _load(args.data)
     dtype = np.dtype(args.dtype)
     y = np.asarray(y)

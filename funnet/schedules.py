@@ -413,8 +413,8 @@ whole or fractional epochs, LR is the base learning rate:
   warmup:E        linear rise from 0 to LR over E epochs, then LR
   warmup:5+cosine warm up for 5 epochs, then decay over the rest
 Every part but the last needs a length (warmup:E, constant:E, cosine:E).
-Give lengths (cosine:30, not cosine) to make the schedule independent of
---epochs, e.g. for a run continued with --resume."""
+In funnet train, "the end of the run" is the --epochs of the run's first
+invocation; a run continued with --resume keeps that schedule."""
 
 
 def _epochs(spec: str, text: str, steps_per_epoch: int) -> int:

@@ -105,9 +105,39 @@ def _params(path):
         return {k: f[k] for k in ("W1", "b1", "W2", "b2")}
 
 
+INTERRUPT_SCRIPT = """
+import sys
+from funnet import checkpoint, cli
+
+save, calls = checkpoint.save, []
+
+
+def save_then_stop(*args, **kwargs):
+    save(*args, **kwargs)
+    calls.append(1)
+    if len(calls) == int(sys.argv[1]):
+        raise KeyboardInterrupt
+
+
+checkpoint.save = save_then_stop
+sys.exit(0 if cli.main(sys.argv[2:]) == 130 else 1)
+"""
+
+
+def _train_interrupted(tmp_path, after_epochs, *args):
+    """``funnet train`` stopped like Ctrl-C right after epoch ``after_epochs``'s save."""
+    done = _python(
+        "-c", INTERRUPT_SCRIPT, str(after_epochs), "train", "--data",
+        "breast_cancer", "--hidden", "8", "--batch-size", "40", "--seed", "5",
+        *args, cwd=tmp_path,
+    )
+    assert "funnet: interrupted" in done.stderr
+    return done
+
+
 def test_funnet_train_resume_matches_an_unbroken_run_bit_for_bit(tmp_path):
     _train(tmp_path, "--epochs", "4", "--save", "full.npz")
-    _train(tmp_path, "--epochs", "1", "--save", "part.npz")
+    _train_interrupted(tmp_path, 1, "--epochs", "4", "--save", "part.npz")
     out = _train(
         tmp_path, "--resume", "part.npz", "--epochs", "4", "--save", "rest.npz"
     ).stdout
@@ -123,7 +153,7 @@ def test_resuming_mid_epoch_continues_with_the_remaining_batches(tmp_path):
     X_fit_rows = 409  # breast_cancer: 569 - 114 test - 46 validation
     steps_per_epoch = -(-X_fit_rows // 40)
     _train(tmp_path, "--epochs", "2", "--save", "full.npz")
-    _train(tmp_path, "--epochs", "1", "--save", "part.npz")
+    _train_interrupted(tmp_path, 1, "--epochs", "2", "--save", "part.npz")
     part = checkpoint.load(tmp_path / "part.npz")
     assert part.step == steps_per_epoch
     # a state saved three steps into epoch 2, as a diverged run would leave it
@@ -160,6 +190,16 @@ epoch_1 = batches(X_fit, t, opts["batch_size"], seed, start_epoch=1)
 data = toolz.take(int(sys.argv[2]), epoch_1)
 checkpoint.save("mid.npz", fit(step, data, ckpt.state), ckpt.config, epoch=1)
 """
+
+
+def test_an_extended_run_keeps_the_schedule_of_the_first_invocation(tmp_path):
+    _train(tmp_path, "--epochs", "2", "--save", "run.npz")
+    saved = checkpoint.load(tmp_path / "run.npz").config["training"]["options"]
+    assert saved["schedule_epochs"] == 2 and saved["lr_schedule"] == "cosine"
+    _train(tmp_path, "--resume", "run.npz", "--epochs", "3", "--save", "more.npz")
+    more = checkpoint.load(tmp_path / "more.npz")
+    assert more.config["training"]["options"]["schedule_epochs"] == 2
+    assert more.epoch == 3
 
 
 @pytest.mark.parametrize(
