@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import toolz
 
-from funnet import checkpoint, datasets, losses, optimizers, schedules
+from funnet import _checks, checkpoint, datasets, losses, optimizers, schedules
 from funnet.models import init
 from funnet.training import (
     TrainingDiverged,
@@ -54,6 +54,10 @@ def _hidden_sizes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"expected layer sizes like '128' or '128,64', got {text!r}"
         ) from None
+    if not sizes:
+        raise argparse.ArgumentTypeError(
+            "expected at least one hidden layer size, like '128', got nothing"
+        )
     if any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
     return sizes
@@ -67,7 +71,7 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(
                 f"expected a positive {kind.__name__}, got {text!r}"
             ) from None
-        if not value > 0:
+        if not 0 < value < float("inf"):
             raise argparse.ArgumentTypeError(
                 f"expected a positive {kind.__name__}, got {text!r}"
             )
@@ -299,12 +303,28 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     if args.resume:
         ckpt = checkpoint.load(args.resume)
         args = _resumed_args(args, ckpt)
-    if getattr(args, "schedule_epochs", None) is None:
-        # The learning-rate schedule spans the first invocation's --epochs;
-        # this run option is saved, so a resumed run keeps the same curve.
-        args = argparse.Namespace(**vars(args), schedule_epochs=args.epochs)
+    if args.save:
+        _check_writable(args.save)
+    schedule_epochs = getattr(args, "schedule_epochs", None)
+    if schedule_epochs is None or args.epochs > schedule_epochs:
+        # A learning-rate schedule spans the run's planned --epochs. This run
+        # option is saved, so a run continued after an interruption follows
+        # the same curve; a run extended beyond its plan stretches it.
+        if schedule_epochs is not None:
+            print(
+                f"funnet: note: extending the run from {schedule_epochs} to "
+                f"{args.epochs} epochs stretches the learning-rate schedule "
+                f"{args.lr_schedule!r} over {args.epochs} epochs",
+                file=sys.stderr,
+            )
+        args = argparse.Namespace(
+            **{**vars(args), "schedule_epochs": args.epochs}
+        )
     name, X, y = _load(args.data)
     dtype = np.dtype(args.dtype)
+    # Check the file's contents before the split, so that messages point at
+    # the rows and columns of the file itself.
+    X = _checks.features(X, None, f"--data {args.data!r}: X", dtype=np.float64)
     y = np.asarray(y)
     if y.dtype.kind == "f" and np.all(y == np.round(y)):
         y = y.astype(np.int64)
@@ -408,6 +428,13 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
             f"{state.step} steps done, training to {args.epochs} epochs",
             file=out,
         )
+        if done_epochs >= args.epochs:
+            print(
+                f"funnet: note: the checkpoint has already trained "
+                f"{done_epochs} epochs; pass a larger --epochs (the total) "
+                f"to train further",
+                file=sys.stderr,
+            )
     started = time.perf_counter()
     for epoch in range(done_epochs, args.epochs):
         t0 = time.perf_counter()
@@ -474,6 +501,20 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     return summary
 
 
+def _check_writable(path: str) -> None:
+    """Fail before training, not after, when ``--save`` cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"--save {path!r}: the directory {directory!r} does not exist; "
+            f"create it first or choose another path"
+        )
+    if os.path.isdir(path):
+        raise ValueError(f"--save {path!r} is a directory; expected a file path")
+    if not os.access(directory, os.W_OK):
+        raise ValueError(f"--save {path!r}: cannot write into {directory!r}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -490,6 +531,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    except BrokenPipeError:
+        # The reader went away (``funnet train | head``): stop quietly, and
+        # point stdout at nothing so the exit's flush raises no second error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, TypeError, OSError) as exc:
         print(f"funnet: error: {exc}", file=sys.stderr)
         return 2

@@ -192,14 +192,22 @@ checkpoint.save("mid.npz", fit(step, data, ckpt.state), ckpt.config, epoch=1)
 """
 
 
-def test_an_extended_run_keeps_the_schedule_of_the_first_invocation(tmp_path):
+def test_an_extended_run_stretches_its_schedule_and_says_so(tmp_path):
     _train(tmp_path, "--epochs", "2", "--save", "run.npz")
     saved = checkpoint.load(tmp_path / "run.npz").config["training"]["options"]
     assert saved["schedule_epochs"] == 2 and saved["lr_schedule"] == "cosine"
-    _train(tmp_path, "--resume", "run.npz", "--epochs", "3", "--save", "more.npz")
+    done = _train(tmp_path, "--resume", "run.npz", "--epochs", "3", "--save", "more.npz")
+    assert "stretches the learning-rate schedule 'cosine' over 3 epochs" in done.stderr
     more = checkpoint.load(tmp_path / "more.npz")
-    assert more.config["training"]["options"]["schedule_epochs"] == 2
+    assert more.config["training"]["options"]["schedule_epochs"] == 3
     assert more.epoch == 3
+    assert not more.state.params.equals(checkpoint.load(tmp_path / "run.npz").state.params)
+
+
+def test_resuming_a_finished_run_to_fewer_epochs_says_there_is_nothing_to_do(tmp_path):
+    _train(tmp_path, "--epochs", "2", "--save", "run.npz")
+    done = _train(tmp_path, "--resume", "run.npz", "--epochs", "1")
+    assert "already trained 2 epochs; pass a larger --epochs" in done.stderr
 
 
 @pytest.mark.parametrize(
