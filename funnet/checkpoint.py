@@ -497,6 +497,13 @@ def load(path: str | os.PathLike) -> Checkpoint:
     path = os.fspath(path)
     what = repr(path)
     with open(path, "rb") as file:
+        magic = file.read(6)
+        file.seek(0)
+        if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+            raise CheckpointError(
+                f"{what} is not a funnet checkpoint: it is not an .npz archive "
+                f"(its first bytes are {magic!r}, not a zip file's)"
+            )
         try:
             archive = np.load(file, allow_pickle=False)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:

@@ -24,6 +24,7 @@ from funnet.params import Params
 __all__ = ["mlp", "init", "init_with_state", "predict", "DTYPES"]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 
 
 def mlp(
@@ -48,6 +49,16 @@ def mlp(
     """
     if isinstance(hidden_sizes, (int, np.integer)):
         hidden_sizes = [hidden_sizes]
+    if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence):
+        raise TypeError(
+            f"mlp: hidden_sizes must be a list of ints such as [128, 64], got "
+            f"{hidden_sizes!r}"
+        )
+    if activation_name not in HIDDEN_ACTIVATIONS:
+        raise ValueError(
+            f"mlp: activation_name must be one of {list(HIDDEN_ACTIVATIONS)} "
+            f"for hidden layers, got {activation_name!r}"
+        )
     w_init = "he_uniform" if activation_name == "relu" else "glorot_uniform"
     layers = []
     for size in hidden_sizes:

@@ -229,7 +229,7 @@ def _in_range(
 def _schedule(fn: str, learning_rate: Any, name: str = "learning_rate") -> Schedule:
     """A schedule from a positive number or a function of the step."""
     if callable(learning_rate):
-        return learning_rate
+        return _checked_schedule(fn, name, learning_rate)
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
         raise TypeError(
             f"{fn}: {name} must be a positive number or a schedule (a function "
@@ -240,6 +240,25 @@ def _schedule(fn: str, learning_rate: Any, name: str = "learning_rate") -> Sched
             f"{fn}: {name} must be a positive number, got {learning_rate!r}"
         )
     return schedules.constant(float(learning_rate))
+
+
+def _checked_schedule(fn: str, name: str, schedule: Schedule) -> Schedule:
+    """``schedule``, refusing any value that is not a finite number >= 0.
+
+    A negative rate would climb the loss and a NaN would poison the params,
+    both silently; the check is one comparison per step.
+    """
+
+    def checked(step: int) -> float:
+        value = schedule(step)
+        if not 0.0 <= value < math.inf:
+            raise ValueError(
+                f"{fn}: the {name} schedule {schedule!r} gave {value!r} at "
+                f"step {step}; expected a finite number >= 0"
+            )
+        return value
+
+    return checked
 
 
 def _zeros(params: Mapping[str, Any]) -> Params:

@@ -54,12 +54,21 @@ __all__ = [
 Schedule = Callable[[int], float]
 
 
+def _check_step(record: Any, step: int) -> None:
+    if step < 0:
+        raise ValueError(
+            f"{type(record).__name__}: step must be >= 0 (steps count updates "
+            f"from 0), got {step}"
+        )
+
+
 class Constant(NamedTuple):
     """The same value at every step."""
 
     value: float
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         return self.value
 
 
@@ -70,6 +79,7 @@ class PiecewiseConstant(NamedTuple):
     boundaries: tuple[int, ...]
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         return self.values[bisect.bisect_right(self.boundaries, step)]
 
 
@@ -81,6 +91,7 @@ class StepDecay(NamedTuple):
     factor: float
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         return self.init_value * self.factor ** (step // self.every)
 
 
@@ -94,6 +105,7 @@ class ExponentialDecay(NamedTuple):
     staircase: bool = False
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         p = step // self.decay_steps if self.staircase else step / self.decay_steps
         return self.init_value * self.decay_rate**p
 
@@ -106,6 +118,7 @@ class CosineDecay(NamedTuple):
     alpha: float = 0.0
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         t = min(step, self.decay_steps) / self.decay_steps
         cosine = 0.5 * (1.0 + math.cos(math.pi * t))
         return self.init_value * ((1.0 - self.alpha) * cosine + self.alpha)
@@ -119,6 +132,7 @@ class LinearWarmup(NamedTuple):
     init_value: float = 0.0
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         t = min(step, self.warmup_steps) / self.warmup_steps
         return self.init_value + (self.peak_value - self.init_value) * t
 
@@ -130,6 +144,7 @@ class Join(NamedTuple):
     boundaries: tuple[int, ...]
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         i = bisect.bisect_right(self.boundaries, step)
         start = self.boundaries[i - 1] if i else 0
         return self.schedules[i](step - start)

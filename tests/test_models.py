@@ -102,10 +102,12 @@ def test_nested_serials_keep_keys_unique():
         (lambda: funnet.init("mlp", 3), TypeError, "net must be a funnet Layer"),
         (lambda: serial(dense(2), relu), TypeError, "argument 1 must be a Layer"),
         (lambda: dense(0), ValueError, "n_out must be at least 1"),
-        (lambda: funnet.mlp([4], 2, "swish"), ValueError, "unknown activation 'swish'"),
+        (lambda: funnet.mlp([4], 2, "swish"), ValueError, "activation_name must be one of"),
+        (lambda: funnet.mlp([4], 2, "softmax"), ValueError, "for hidden layers, got 'softmax'"),
+        (lambda: funnet.mlp("128", 10), TypeError, "hidden_sizes must be a list of ints"),
     ],
     ids=["int-dtype", "unknown-dtype", "none-dtype", "no-features", "negative-seed", "float-seed", "not-a-layer",
-         "uncalled-layer", "zero-units", "unknown-activation"],
+         "uncalled-layer", "zero-units", "unknown-activation", "softmax-hidden", "string-sizes"],
 )
 def test_bad_construction_arguments_get_clear_errors(call, error, message):
     with pytest.raises(error, match=message):

@@ -644,3 +644,18 @@ def test_adam_gives_the_same_steps_for_arrays_in_fortran_order():
             p = apply_updates(p, u)
         runs.append(p["W"])
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize(
+    "learning_rate, shown",
+    [(schedules.constant(-1.0), "-1.0"), (lambda t: float("nan"), "nan"),
+     (lambda t: 0.1 if t < 2 else float("inf"), "inf")],
+    ids=["negative", "nan", "inf-later"],
+)
+def test_a_schedule_that_gives_a_bad_learning_rate_is_refused(learning_rate, shown):
+    params = Params(W=np.ones((2, 2)))
+    opt = optimizers.adam(learning_rate)
+    with pytest.raises(ValueError, match=f"adam: the learning_rate schedule .* gave {shown} at step"):
+        state = opt.init(params)
+        for _ in range(4):
+            _, state = opt.update(params, state, params)

@@ -232,3 +232,18 @@ def test_a_cosine_with_a_length_does_not_depend_on_the_length_of_the_run():
     assert short == long == parse("warmup:1+cosine:29", 0.1, steps_per_epoch=10)
     with pytest.raises(ValueError, match=r"'cosine' without a length .* 'cosine:30'"):
         parse("cosine", 0.1, steps_per_epoch=10)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        constant(0.1),
+        cosine_decay(0.1, 10),
+        linear_warmup(0.1, 10),
+        join([linear_warmup(1.0, 10), cosine_decay(1.0, 20)], [10]),
+    ],
+    ids=["constant", "cosine", "warmup", "join"],
+)
+def test_schedules_refuse_negative_steps(schedule):
+    with pytest.raises(ValueError, match="step must be >= 0 .* got -5"):
+        schedule(-5)
