@@ -119,14 +119,21 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray):
     # Probabilities below the smallest float round to 0: underflow is the
     # right answer there, not an error.
     with np.errstate(under="ignore"):
-        logp = _log_softmax(logits)
-        P = np.exp(logp)
         if labels is not None:
+            # One exp per entry: P = E / sum(E) with E = exp(Z - max Z), and
+            # only the labels' log-probabilities, log P[i, y_i] = S[i, y_i] -
+            # log sum(E)_i, are ever formed.
+            S = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
+            P = np.exp(S)
+            sums = np.add.reduce(P, axis=1, keepdims=True)
             rows = np.arange(n)
-            value = -logp[rows, labels].mean()
+            value = (np.log(sums[:, 0]) - S[rows, labels]).sum() * inv_n
+            P /= sums
             P[rows, labels] -= 1.0
             P *= inv_n
             return value, P
+        logp = _log_softmax(logits)
+        P = np.exp(logp)
         T = np.asarray(targets, dtype=logits.dtype)
         # A zero target times a finite log-probability is 0: no 0 * log(0).
         value = -(T * logp).sum(axis=1).mean()

@@ -39,7 +39,10 @@ def _frozen(value: Any, copy: bool) -> np.ndarray:
     else holds is frozen in place, which is how the training step stays free
     of extra copies.
     """
-    if isinstance(value, np.ndarray) and not copy:
+    if not copy and isinstance(value, np.ndarray):
+        if value.dtype.kind != "O":
+            value.flags.writeable = False
+            return value
         array = value
     else:
         array = np.array(value, copy=True)
@@ -85,10 +88,15 @@ class Params(Mapping[str, np.ndarray]):
         Only for arrays that no caller holds a writeable reference to, such
         as the results of arithmetic inside an update.
         """
+        frozen = {}
+        for k, v in data.items():
+            if type(v) is np.ndarray and v.dtype.kind in "biufc":
+                v.flags.writeable = False
+                frozen[k] = v
+            else:
+                frozen[k] = _frozen(v, copy=False)
         new = object.__new__(cls)
-        object.__setattr__(
-            new, "_data", {k: _frozen(v, copy=False) for k, v in data.items()}
-        )
+        object.__setattr__(new, "_data", frozen)
         return new
 
     def __getitem__(self, key: str) -> np.ndarray:
@@ -99,6 +107,21 @@ class Params(Mapping[str, np.ndarray]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    # The dict's own read-only views: the generic Mapping views call
+    # __getitem__ once per key in Python, which a training step would pay
+    # several times per step.
+    def keys(self):
+        return self._data.keys()
+
+    def values(self):
+        return self._data.values()
+
+    def items(self):
+        return self._data.items()
 
     def __setitem__(self, key: str, value: Any) -> None:
         raise TypeError(
@@ -206,7 +229,7 @@ def tree_map2(
             f"the two mappings must have the same keys; these appear in only "
             f"one of them: {missing}"
         )
-    return Params._own({k: np.asarray(fn(a[k], b[k])) for k in a})
+    return Params._own({k: np.asarray(fn(v, b[k])) for k, v in a.items()})
 
 
 def as_dtype(params: Mapping[str, Any], dtype: Any) -> Params:

@@ -206,7 +206,11 @@ def _train_step(
     )
     value, dY = loss(Y, y)
     grads = _param_grads(net, params, cache, dY)
+    # Dropping each temporary as soon as it is used lets the allocator hand
+    # its still-cached memory to the next arrays of the same size.
+    del Y, cache, dY
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
+    del grads
     return TrainState(
         apply_updates(params, updates), opt_state, state.step + 1, value, net_state
     )
