@@ -319,7 +319,7 @@ def test_the_network_is_rebuilt_from_its_config():
         ({**checkpoint.mlp_config(2, [3], 2), "dtype": "float16"}, "dtype 'float16'"),
         (
             {**checkpoint.mlp_config(2, [3], 2), "activation": "cube"},
-            "unknown activation 'cube'",
+            "activation_name must be one of .* got 'cube'",
         ),
     ],
 )
