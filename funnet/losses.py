@@ -69,11 +69,26 @@ def _as_labels(name: str, targets, n: int, k: int) -> np.ndarray | None:
                 f"{name}: label {bad} is out of range; expected integers in "
                 f"[0, {k}) for {k} outputs"
             )
-        return t
+        # Boolean labels would index as a mask; integers index as classes.
+        return t.astype(np.intp, copy=False) if t.dtype.kind == "b" else t
     raise ValueError(
         f"{name}: targets must be integer labels of shape ({n},) or float "
         f"rows of shape ({n}, {k}), got {t.dtype} array of shape {t.shape}"
     )
+
+
+def _check_probabilities(name: str, t: np.ndarray) -> None:
+    """Targets that are probabilities: finite and within [0, 1].
+
+    One comparison pass over the targets, which are as small as the outputs;
+    NaN fails both comparisons, so it is caught too.
+    """
+    if not ((t >= 0) & (t <= 1)).all():
+        bad = t[~((t >= 0) & (t <= 1))][0]
+        raise ValueError(
+            f"{name}: targets must be probabilities in [0, 1] (0/1 labels, "
+            f"one-hot or probability rows), got the value {bad}"
+        )
 
 
 def log_softmax(Z: np.ndarray) -> np.ndarray:
@@ -135,6 +150,7 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray):
         logp = _log_softmax(logits)
         P = np.exp(logp)
         T = np.asarray(targets, dtype=logits.dtype)
+        _check_probabilities("softmax_cross_entropy", T)
         # A zero target times a finite log-probability is 0: no 0 * log(0).
         value = -(T * logp).sum(axis=1).mean()
         dZ = (P * T.sum(axis=1, keepdims=True) - T) * inv_n
@@ -176,6 +192,7 @@ def binary_cross_entropy(logits: np.ndarray, targets: np.ndarray):
             f"dtype {t.dtype}"
         )
     t = t.astype(logits.dtype, copy=False)
+    _check_probabilities("binary_cross_entropy", t)
     with np.errstate(under="ignore"):  # e^{-|z|} rounds to 0 for large |z|
         E = np.exp(-np.abs(logits))
         value = (np.maximum(logits, 0) - logits * t + np.log1p(E)).mean()
@@ -205,6 +222,15 @@ def mean_squared_error(outputs: np.ndarray, targets: np.ndarray):
         raise ValueError(
             f"mean_squared_error: targets have shape {t.shape}, expected "
             f"{outputs.shape}"
+        )
+    if t.dtype.kind not in "biuf":
+        raise ValueError(
+            f"mean_squared_error: targets must be real numbers, got dtype {t.dtype}"
+        )
+    if t.dtype.kind == "f" and not np.isfinite(t).all():
+        raise ValueError(
+            "mean_squared_error: targets contain NaN or infinity; expected "
+            "finite numbers"
         )
     diff = outputs - t.astype(outputs.dtype, copy=False)
     with np.errstate(under="ignore"):  # tiny differences square to 0

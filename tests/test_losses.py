@@ -222,3 +222,33 @@ def test_perfect_one_hot_prediction_has_zero_cross_entropy_and_gradient():
 def test_bad_loss_arguments_raise_with_a_message_naming_them(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    "loss, logits, targets, message",
+    [
+        (losses.binary_cross_entropy, np.zeros((3, 1)), np.full(3, 2.0),
+         r"binary_cross_entropy: targets must be probabilities in \[0, 1\].*got the value 2.0"),
+        (losses.binary_cross_entropy, np.zeros((3, 1)), np.array([0, 1, -1]),
+         "got the value -1"),
+        (losses.softmax_cross_entropy, np.zeros((2, 3)),
+         np.array([[np.nan, 1.0, 0.0], [1.0, 0.0, 0.0]]), "got the value nan"),
+        (losses.softmax_cross_entropy, np.zeros((2, 3)),
+         np.array([[-0.5, 1.5, 0.0], [1.0, 0.0, 0.0]]), "got the value -0.5"),
+        (losses.mean_squared_error, np.zeros((2, 1)), np.array([1.0, np.inf]),
+         "targets contain NaN or infinity"),
+    ],
+    ids=["bce-above-one", "bce-negative-label", "ce-nan-row", "ce-negative-row",
+         "mse-infinite"],
+)
+def test_targets_outside_their_domain_are_refused(loss, logits, targets, message):
+    with pytest.raises(ValueError, match=message):
+        loss(logits, targets)
+
+
+def test_boolean_labels_are_class_indices_not_masks():
+    logits = np.array([[2.0, -1.0], [0.5, 3.0], [0.0, 0.0]])
+    as_bool = losses.softmax_cross_entropy(logits, np.array([False, True, True]))
+    as_int = losses.softmax_cross_entropy(logits, np.array([0, 1, 1]))
+    assert as_bool[0] == as_int[0]
+    np.testing.assert_array_equal(as_bool[1], as_int[1])
