@@ -336,8 +336,10 @@ def fit(
       catches divergence one step after it happens;
     - every ``check_every`` steps and after the last one, every array of
       the state (O(params), too slow for every step);
-    - a :class:`FloatingPointError` from NumPy inside the step (raised
-      when ``np.seterr`` asks for it) counts as divergence too.
+    - a :class:`FloatingPointError` raised inside the step counts as
+      divergence too. NumPy's overflow and invalid-value warnings are
+      silenced while ``fit`` runs: the divergence is reported once, by
+      :class:`TrainingDiverged`.
 
     Guaranteed: the state returned, and ``.state`` of the exception, are
     finite throughout. ``.state`` is the last finite state whenever the
@@ -359,9 +361,12 @@ def fit(
             "params and optimizer state"
         )
     start = _Guard(state, 0, (), (state, 0), None)
-    guard = toolz.reduce(
-        functools.partial(_guarded_step, step, check_every), batches, start
-    )
+    # Overflow and NaN are reported once, as TrainingDiverged with the last
+    # finite state, rather than as a stream of NumPy warnings first.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        guard = toolz.reduce(
+            functools.partial(_guarded_step, step, check_every), batches, start
+        )
     if guard.count % check_every and not _is_finite(guard.state):
         _diverged(
             guard._replace(state=guard.previous[0][0], count=guard.count - 1,
@@ -390,10 +395,15 @@ def _check_batch_size(batch_size: Any) -> int:
 
 def _check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     X, y = np.asarray(X), np.asarray(y)
-    if X.ndim == 0 or y.ndim == 0:
+    if X.ndim != 2:
         raise ValueError(
-            f"X and y must be arrays with one row per sample, got shapes "
-            f"{X.shape} and {y.shape}"
+            f"X must be 2-D (samples, features), got shape {X.shape}; for a "
+            f"single feature use X.reshape(-1, 1)"
+        )
+    if y.ndim == 0:
+        raise ValueError(
+            f"y must be an array with one entry or row per sample, got a "
+            f"scalar {y!r}"
         )
     if len(y) != len(X):
         raise ValueError(
@@ -502,18 +512,38 @@ def prepare(
 
 
 def accuracy(outputs: np.ndarray, y: np.ndarray) -> float:
-    """The share of rows whose prediction matches the label.
+    """The share of rows whose predicted class matches the target.
 
-    Several outputs: the class is the argmax. One output (binary logits):
-    the class is 1 where the logit is positive.
+    Args:
+      outputs: the network's outputs (logits), shape ``(n, k)``. With
+        several outputs the class is the argmax; with one output (a binary
+        logit) the class is 1 where the logit is positive.
+      y: integer labels, shape ``(n,)`` or ``(n, 1)``; or one-hot /
+        probability rows, shape ``(n, k)``, whose argmax is the class.
+
+    >>> accuracy(np.array([[2.0, 0.1], [0.3, 0.9]]), np.array([0, 0]))
+    0.5
     """
-    y = np.asarray(y).reshape(len(outputs), -1)[:, 0] if np.ndim(y) == 2 and np.shape(y)[1] == 1 else np.asarray(y)
+    outputs = _checks.as_array(outputs, "outputs")
+    if outputs.ndim != 2 or len(outputs) == 0:
+        raise ValueError(
+            f"accuracy: outputs must be a 2-D array (samples, outputs) with at "
+            f"least one row, got shape {outputs.shape}"
+        )
+    y = _checks.as_array(y, "y")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim == 2 and y.shape == outputs.shape:
+        y = y.argmax(axis=1)
+    if y.ndim != 1 or len(y) != len(outputs):
+        raise ValueError(
+            f"accuracy: y has shape {y.shape}; expected {len(outputs)} labels "
+            f"(shape ({len(outputs)},)) or rows of shape {outputs.shape}"
+        )
     if outputs.shape[1] == 1:
-        predicted = (outputs[:, 0] > 0).astype(np.int64)
+        predicted = outputs[:, 0] > 0
     else:
         predicted = outputs.argmax(axis=1)
-    if y.ndim == 2:
-        y = y.argmax(axis=1)
     return float((predicted == y).mean())
 
 

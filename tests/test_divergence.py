@@ -132,3 +132,17 @@ def test_funnet_train_reports_divergence_and_saves_the_last_finite_state(
     assert "training diverged in epoch 1 at step" in err
     ckpt = funnet.checkpoint.load(path)
     assert _is_finite(ckpt.state) and ckpt.step is not None
+
+
+def test_divergence_is_reported_once_without_numpy_warnings():
+    # The suite turns warnings into errors: an overflow warning escaping fit
+    # would fail this test before TrainingDiverged is raised.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(32, 4)); y = (X[:, 0] > 0) * 1
+    net = funnet.mlp([8], n_outputs=2)
+    opt = funnet.sgd(1e6)
+    step = funnet.make_step(net, funnet.softmax_cross_entropy, opt)
+    state = funnet.init_train_state(funnet.init(net, 4), opt)
+    with np.errstate(all="warn"), pytest.raises(TrainingDiverged) as caught:
+        funnet.fit(step, funnet.batches(X, y, 8, epochs=20), state)
+    assert caught.value.state.params.dtype == np.float64

@@ -235,3 +235,30 @@ def test_prepare_converts_and_checks_the_data_once():
         prepare(net, params, X, np.full(len(X), 3), losses.softmax_cross_entropy)
     with pytest.raises(ValueError, match="X has 4 features but params\\['W1'\\] has shape \\(5, 7\\)"):
         prepare(net, params, X[:, :4], y, losses.softmax_cross_entropy)
+
+
+@pytest.mark.parametrize(
+    "outputs, y, message",
+    [
+        (np.zeros((5, 3)), np.zeros(10, int), r"y has shape \(10,\); expected 5 labels"),
+        (np.zeros(4), np.zeros(4, int), r"outputs must be a 2-D array .* got shape \(4,\)"),
+        (np.zeros((0, 3)), np.zeros(0, int), "at least one row"),
+        (np.zeros((2, 3)), np.zeros((2, 4)), r"y has shape \(2, 4\)"),
+    ],
+    ids=["length-mismatch", "1-d-outputs", "empty", "wrong-rows"],
+)
+def test_accuracy_rejects_mismatched_inputs_clearly(outputs, y, message):
+    with pytest.raises(ValueError, match=message):
+        funnet.accuracy(outputs, y)
+
+
+def test_accuracy_reads_labels_one_hot_rows_and_binary_logits():
+    logits = np.array([[2.0, 0.0, 1.0], [0.0, 3.0, 1.0]])
+    assert funnet.accuracy(logits, np.array([0, 2])) == 0.5
+    assert funnet.accuracy(logits, np.eye(3)[[0, 1]]) == 1.0
+    assert funnet.accuracy(np.array([[1.5], [-0.2]]), np.array([[1], [0]])) == 1.0
+
+
+def test_batches_need_a_2d_feature_matrix():
+    with pytest.raises(ValueError, match=r"X must be 2-D .* got shape \(10,\); for a single feature"):
+        batches(np.ones(10), np.zeros(10, int), 3)
