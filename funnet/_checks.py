@@ -224,3 +224,45 @@ def all_finite(arrays) -> bool:
         if a.dtype.kind in "fc" and not np.isfinite(a).all():
             return False
     return True
+
+
+def network(net: Any, fn: str) -> None:
+    """``net`` must be a :class:`~funnet.layers.Layer` (arguments in order)."""
+    from funnet.layers import Layer
+
+    if not isinstance(net, Layer):
+        raise TypeError(
+            f"{fn}: net must be a funnet Layer (from mlp or serial), got "
+            f"{type(net).__name__}; the arguments are {fn}(net, ...)"
+        )
+
+
+def loss_function(loss: Any, fn: str) -> None:
+    if not callable(loss) or hasattr(loss, "forward"):
+        raise TypeError(
+            f"{fn}: loss must be a function (outputs, targets) -> (value, "
+            f"grad) such as funnet.softmax_cross_entropy, got {loss!r}"
+        )
+
+
+def optimizer(opt: Any, fn: str) -> None:
+    if not (callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))):
+        raise TypeError(
+            f"{fn}: optimizer must be a pair (init, update) such as "
+            f"funnet.optimizers.adam(1e-3), got {opt!r}"
+        )
+
+
+def params_for(net: Any, params: Any, fn: str) -> None:
+    """``params`` must be a mapping holding every parameter ``net`` names."""
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"{fn}: params must be a mapping of arrays (funnet.Params), got "
+            f"{type(params).__name__}"
+        )
+    missing = [k for k in net.param_names if k not in params]
+    if missing:
+        raise KeyError(
+            f"{fn}: params lack {missing} that the network {net.name} needs; "
+            f"they hold {sorted(params)}. Build them with funnet.init(net, ...)"
+        )

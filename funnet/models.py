@@ -124,13 +124,30 @@ def predict(
     ``X`` is checked (2-D, finite, matching ``W1``) and converted to the
     params' dtype.
     """
+    _checks.network(net, "predict")
+    _checks.params_for(net, params, "predict")
     X = _checks.features(X, params, "X")
     if "state" in net.needs and state is None:
         raise ValueError(
             "this network has non-trainable state; pass state=... (from "
             "init_with_state or the training state)"
         )
-    return _forward(net, params, X, state=state)[0]
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            Y = _forward(net, params, X, state=state)[0]
+    except FloatingPointError as exc:
+        raise ValueError(
+            f"predict: the outputs overflowed ({exc}); X holds values up to "
+            f"{np.abs(X).max():.3g}, too large for these params; scale the "
+            f"inputs (e.g. funnet.datasets.standardize)"
+        ) from None
+    except ValueError as exc:
+        shapes = ", ".join(f"{k}{tuple(np.shape(v))}" for k, v in params.items())
+        raise ValueError(
+            f"predict: params with shapes {shapes} do not fit together in "
+            f"the network {net.name}: {exc}"
+        ) from None
+    return Y
 
 
 def _forward(net: Layer, params, X, *, training=False, rng=None, state=None):

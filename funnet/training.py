@@ -153,6 +153,9 @@ def value_and_grad(net: Layer, loss: Loss) -> Callable[..., tuple[Any, Params]]:
     training steps skip this, since :func:`prepare` checks a data set once.
     """
 
+    _checks.network(net, "value_and_grad")
+    _checks.loss_function(loss, "value_and_grad")
+
     def value_and_grad_fn(params, X, y):
         X, y = prepare(net, params, X, y, loss)
         Y, cache, _ = _forward(net, params, X)
@@ -181,6 +184,8 @@ def gradient_descent(
     function ``_sgd_step`` with the network, loss and rate bound by
     :func:`functools.partial`, so :func:`fit` folds it over batches.
     """
+    _checks.network(net, "gradient_descent")
+    _checks.loss_function(loss, "gradient_descent")
     if "state" in net.needs or "rng" in net.needs:
         raise ValueError(
             "gradient_descent works on bare params; this network has "
@@ -226,6 +231,9 @@ def make_step(
     numbers (dropout) get a generator derived from ``seed`` and the step
     count, so the same run always draws the same masks.
     """
+    _checks.network(net, "make_step")
+    _checks.loss_function(loss, "make_step")
+    _checks.optimizer(optimizer, "make_step")
     return functools.partial(_train_step, net, loss, optimizer, seed_entropy(seed))
 
 
@@ -235,6 +243,7 @@ def init_train_state(
     net_state: Mapping[str, np.ndarray] | None = None,
 ) -> TrainState:
     """The starting :class:`TrainState`: params, fresh optimizer state, step 0."""
+    _checks.optimizer(optimizer, "init_train_state")
     params = params if isinstance(params, Params) else Params(params)
     net_state = Params(net_state or {})
     return TrainState(params, optimizer.init(params), 0, None, net_state)
@@ -492,6 +501,8 @@ def prepare(
     softmax cross-entropy, or float targets of the output's shape
     otherwise. Raises ``ValueError``/``TypeError`` naming what is wrong.
     """
+    _checks.network(net, "prepare")
+    _checks.params_for(net, params, "prepare")
     X = _checks.features(X, params, "X")
     k = _n_outputs(net, params)
     if loss is softmax_cross_entropy and np.ndim(y) == 1:

@@ -139,3 +139,40 @@ def test_predict_converts_integer_inputs_without_wrap_around():
     out = funnet.predict(net, params, X8)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, funnet.predict(net, params, X8.astype(np.float32)))
+
+
+def test_predict_names_params_that_do_not_fit_the_network():
+    net = funnet.mlp([8], 3)
+    params = funnet.init(net, 4)
+    with pytest.raises(KeyError, match=r"params lack \['b1'\]"):
+        funnet.predict(net, {k: v for k, v in params.items() if k != "b1"}, np.ones((2, 4)))
+    bent = funnet.params.assoc(params, "W2", np.zeros((8, 5)))
+    with pytest.raises(ValueError, match=r"params with shapes .*W2\(8, 5\), b2\(3,\) do not fit"):
+        funnet.predict(net, bent, np.ones((2, 4)))
+
+
+def test_predict_refuses_inputs_that_overflow_instead_of_warning():
+    net = funnet.mlp([8], 3)
+    params = funnet.init(net, 4)
+    with pytest.raises(ValueError, match="outputs overflowed .* values up to 1e\\+308"):
+        funnet.predict(net, params, np.full((1, 4), 1e308))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda net, loss: funnet.gradient_descent(loss, net, 0.1),
+         "gradient_descent: net must be a funnet Layer"),
+        (lambda net, loss: funnet.make_step(net, loss, 0.1),
+         "make_step: optimizer must be a pair \\(init, update\\)"),
+        (lambda net, loss: funnet.value_and_grad(net, net),
+         "value_and_grad: loss must be a function"),
+        (lambda net, loss: funnet.init_train_state(funnet.init(net, 2), 0.1),
+         "init_train_state: optimizer must be a pair"),
+    ],
+    ids=["swapped-net-and-loss", "number-for-optimizer", "layer-for-loss",
+         "number-for-optimizer-state"],
+)
+def test_arguments_in_the_wrong_place_get_type_errors(call, message):
+    with pytest.raises(TypeError, match=message):
+        call(funnet.mlp([3], 2), funnet.softmax_cross_entropy)
