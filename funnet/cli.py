@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import toolz
 
-from funnet import _checks, checkpoint, datasets, losses, optimizers, schedules
+from funnet import __version__, _checks, checkpoint, datasets, losses, optimizers, schedules
 from funnet.models import init
 from funnet.training import (
     TrainingDiverged,
@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="funnet",
         description="A functional, pure-array neural-network library on NumPy.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"funnet {__version__}"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train = commands.add_parser(
         "train",
@@ -227,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", metavar="PATH",
         help="continue the run saved in the checkpoint PATH; the network, "
-        "data and training options come from it, and --epochs is the total",
+        "data and training options come from it, --epochs is the total, and "
+        "the checkpoint is updated as training goes on unless --save names "
+        "another file",
     )
     train.add_argument(
         "--json", action="store_true",
@@ -303,6 +308,8 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     if args.resume:
         ckpt = checkpoint.load(args.resume)
         args = _resumed_args(args, ckpt)
+    if args.resume and not args.save:
+        args = argparse.Namespace(**{**vars(args), "save": args.resume})
     if args.save:
         _check_writable(args.save)
     schedule_epochs = getattr(args, "schedule_epochs", None)

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import funnet
 from funnet import cli
 
 
@@ -119,3 +120,8 @@ def test_a_closed_pipe_ends_the_command_quietly():
     )
     assert proc.stdout.startswith("funnet: digits")
     assert proc.stderr == ""
+
+
+def test_version_is_printed():
+    code, out, _ = run("--version")
+    assert code == 0 and out.strip() == f"funnet {funnet.__version__}"

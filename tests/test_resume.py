@@ -204,6 +204,13 @@ def test_an_extended_run_stretches_its_schedule_and_says_so(tmp_path):
     assert not more.state.params.equals(checkpoint.load(tmp_path / "run.npz").state.params)
 
 
+def test_resuming_without_save_updates_the_resumed_checkpoint(tmp_path):
+    _train_interrupted(tmp_path, 1, "--epochs", "2", "--save", "run.npz")
+    assert checkpoint.load(tmp_path / "run.npz").epoch == 1
+    _train(tmp_path, "--resume", "run.npz", "--epochs", "2")
+    assert checkpoint.load(tmp_path / "run.npz").epoch == 2
+
+
 def test_resuming_a_finished_run_to_fewer_epochs_says_there_is_nothing_to_do(tmp_path):
     _train(tmp_path, "--epochs", "2", "--save", "run.npz")
     done = _train(tmp_path, "--resume", "run.npz", "--epochs", "1")
