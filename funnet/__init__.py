@@ -12,7 +12,9 @@ The contract every part follows
 - **A loss** is ``loss(outputs, targets) -> (value, d_outputs)``, computed
   from logits.
 - **An optimizer** is ``(init, update)``: ``init(params) -> opt_state``,
-  ``update(grads, opt_state, params) -> (updates, opt_state)``.
+  ``update(grads, opt_state, params) -> (updates, opt_state)``; gradient
+  transformations have the same shape and :func:`chain` composes them.
+  A learning rate is a number or a schedule (:mod:`funnet.schedules`).
 - **A step** is ``state -> batch -> state``, and **training is a fold**:
   :func:`fit` is ``toolz.reduce(step, batches, state)``.
 
@@ -31,7 +33,15 @@ layer computes ``Z = X @ W + b``, the transpose of the column-per-sample
 ['W1', 'W2', 'b1', 'b2']
 """
 
-from funnet import datasets, initializers, layers, losses, optimizers
+from funnet import (
+    checkpoint,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    optimizers,
+    schedules,
+)
 from funnet.layers import (
     Layer,
     dense,
@@ -49,9 +59,27 @@ from funnet.losses import (
     softmax_cross_entropy,
 )
 from funnet.models import init, init_with_state, mlp, predict
-from funnet.optimizers import Optimizer, OptState, apply_updates, sgd
+from funnet.optimizers import (
+    Optimizer,
+    OptState,
+    adagrad,
+    adam,
+    adamw,
+    apply_updates,
+    chain,
+    clip_by_global_norm,
+    clip_by_value,
+    momentum,
+    nesterov,
+    rmsprop,
+    scale_by_schedule,
+    sgd,
+    weight_decay,
+)
 from funnet.params import Params
 from funnet.training import (
+    Batch,
+    TrainingDiverged,
     TrainState,
     accuracy,
     batches,
@@ -69,15 +97,24 @@ from funnet.training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Batch",
     "Layer",
     "OptState",
     "Optimizer",
     "Params",
     "TrainState",
+    "TrainingDiverged",
     "accuracy",
+    "adagrad",
+    "adam",
+    "adamw",
     "apply_updates",
     "batches",
     "binary_cross_entropy",
+    "chain",
+    "checkpoint",
+    "clip_by_global_norm",
+    "clip_by_value",
     "datasets",
     "dense",
     "dropout",
@@ -95,10 +132,15 @@ __all__ = [
     "make_step",
     "mean_squared_error",
     "mlp",
+    "momentum",
+    "nesterov",
     "optimizers",
     "predict",
     "prepare",
     "relu",
+    "rmsprop",
+    "scale_by_schedule",
+    "schedules",
     "serial",
     "sgd",
     "sigmoid",
@@ -107,4 +149,5 @@ __all__ = [
     "tanh",
     "trajectory",
     "value_and_grad",
+    "weight_decay",
 ]

@@ -16,6 +16,26 @@ import numpy as np
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _cast(a: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """``a`` as ``dtype``, refusing values that overflow to infinity.
+
+    Integers (uint8 included) convert exactly or to the nearest float, with
+    no wrap-around; a float64 value beyond float32's range would become
+    ``inf``, which is refused with a message instead.
+    """
+    if a.dtype == dtype:
+        return a
+    with np.errstate(over="ignore"):  # an overflow is reported below
+        out = a.astype(dtype)
+    if a.dtype.kind == "f" and not np.isfinite(out).all():
+        raise ValueError(
+            f"{name} holds values too large for {dtype} (largest magnitude "
+            f"{np.abs(a).max()}, the limit is {np.finfo(dtype).max}); scale "
+            f"the data or use float64"
+        )
+    return out
+
+
 def _describe(a: np.ndarray) -> str:
     return f"{a.dtype} array of shape {a.shape}"
 
@@ -106,7 +126,7 @@ def features(
             f"{name} contains NaN or infinity (first at row {bad[0]}, column "
             f"{bad[1]}: {a[tuple(bad)]}); expected finite numbers"
         )
-    return a.astype(target, copy=False)
+    return _cast(a, target, name)
 
 
 def labels(y: Any, n_samples: int, n_classes: int | None, name: str = "y") -> np.ndarray:
@@ -135,30 +155,114 @@ def labels(y: Any, n_samples: int, n_classes: int | None, name: str = "y") -> np
             raise ValueError(
                 f"{name} must hold integer class labels, got the value {bad}"
             )
-    a = a.astype(np.int64, copy=False)
-    if a.size and a.min() < 0:
+    # The range is checked before the cast to int64, so no huge float or
+    # uint64 label can wrap around into a valid-looking one.
+    lo, hi = (a.min(), a.max()) if a.size else (0, 0)
+    if lo < 0:
         raise ValueError(
-            f"{name} contains the negative label {a.min()}; expected labels "
+            f"{name} contains the negative label {lo}; expected labels "
             f"0, 1, ..., n_classes - 1"
         )
-    if n_classes is not None and a.size and a.max() >= n_classes:
+    if n_classes is not None and hi >= n_classes:
         raise ValueError(
-            f"{name} contains the label {a.max()} but the network has "
+            f"{name} contains the label {hi} but the network has "
             f"{n_classes} outputs; expected labels in [0, {n_classes})"
         )
-    return a
+    if hi > 2**63 - 1:
+        raise ValueError(f"{name} contains the label {hi}, too large for int64")
+    return a.astype(np.int64, copy=False)
 
 
-def targets(y: Any, n_samples: int, n_outputs: int, name: str = "y", dtype=None) -> np.ndarray:
-    """Check float targets of shape ``(n_samples, n_outputs)`` (or ``(n,)`` for one output)."""
+def targets(
+    y: Any, n_samples: int, n_outputs: int | None, name: str = "y", dtype=None
+) -> np.ndarray:
+    """Check float targets of shape ``(n_samples, n_outputs)``.
+
+    For one output a flat ``(n_samples,)`` vector is accepted too.
+
+    With ``n_outputs=None`` (a network without weights) only the number of
+    rows is checked.
+    """
     a = as_array(y, name)
     if a.ndim == 1 and n_outputs == 1:
         a = a[:, None]
-    if a.shape != (n_samples, n_outputs):
+    if n_outputs is None:
+        if a.ndim == 0 or a.shape[0] != n_samples:
+            raise ValueError(
+                f"{name} has shape {a.shape}; expected {n_samples} rows, one "
+                f"per sample"
+            )
+    elif a.shape != (n_samples, n_outputs):
         raise ValueError(
             f"{name} has shape {a.shape}; expected ({n_samples}, {n_outputs}) "
             f"to match {n_samples} samples and {n_outputs} network outputs"
         )
     if a.dtype.kind == "f" and not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinity; expected finite targets")
-    return a.astype(dtype or (a.dtype if a.dtype in FLOATS else np.float64), copy=False)
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise ValueError(
+            f"{name} contains NaN or infinity (first at index "
+            f"{tuple(int(i) for i in bad)}: "
+            f"{a[tuple(bad)]}); expected finite targets"
+        )
+    target = np.dtype(dtype or (a.dtype if a.dtype in FLOATS else np.float64))
+    return _cast(a, target, name)
+
+
+def integer(value: Any, name: str, minimum: int) -> int:
+    """``value`` as a Python ``int`` of at least ``minimum`` (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def all_finite(arrays) -> bool:
+    """True when every array in the iterable holds only finite numbers."""
+    for a in arrays:
+        a = np.asarray(a)
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            return False
+    return True
+
+
+def network(net: Any, fn: str) -> None:
+    """``net`` must be a :class:`~funnet.layers.Layer` (arguments in order)."""
+    from funnet.layers import Layer
+
+    if not isinstance(net, Layer):
+        raise TypeError(
+            f"{fn}: net must be a funnet Layer (from mlp or serial), got "
+            f"{type(net).__name__}; the arguments are {fn}(net, ...)"
+        )
+
+
+def loss_function(loss: Any, fn: str) -> None:
+    if not callable(loss) or hasattr(loss, "forward"):
+        raise TypeError(
+            f"{fn}: loss must be a function (outputs, targets) -> (value, "
+            f"grad) such as funnet.softmax_cross_entropy, got {loss!r}"
+        )
+
+
+def optimizer(opt: Any, fn: str) -> None:
+    if not (callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))):
+        raise TypeError(
+            f"{fn}: optimizer must be a pair (init, update) such as "
+            f"funnet.optimizers.adam(1e-3), got {opt!r}"
+        )
+
+
+def params_for(net: Any, params: Any, fn: str) -> None:
+    """``params`` must be a mapping holding every parameter ``net`` names."""
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"{fn}: params must be a mapping of arrays (funnet.Params), got "
+            f"{type(params).__name__}"
+        )
+    missing = [k for k in net.param_names if k not in params]
+    if missing:
+        raise KeyError(
+            f"{fn}: params lack {missing} that the network {net.name} needs; "
+            f"they hold {sorted(params)}. Build them with funnet.init(net, ...)"
+        )

@@ -52,7 +52,7 @@ way: :math:`dW = A^T dZ`, :math:`db = \sum_{rows} dZ`, :math:`dA = dZ W^T`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -188,18 +188,35 @@ def _relu_grad(Z, Y, dY):
 
 def _sigmoid(Z):
     # exp of a non-positive number never overflows: use e^{-|z|} on both sides.
-    E = np.exp(-np.abs(Z))
-    return np.where(Z >= 0, 1 / (1 + E), E / (1 + E))
+    # It may underflow to 0 for large |z|, which is the right value.
+    with np.errstate(under="ignore"):
+        E = np.exp(-np.abs(Z))
+        return np.where(Z >= 0, 1 / (1 + E), E / (1 + E))
+
+
+def _sigmoid_grad(Z, Y, dY):
+    # sigma'(z) = e^{-|z|} / (1 + e^{-|z|})^2, symmetric in z. Unlike
+    # Y * (1 - Y) it keeps full relative precision where Y rounds to 1.
+    with np.errstate(under="ignore"):
+        E = np.exp(-np.abs(Z))
+        return dY * (E / ((1 + E) * (1 + E)))
 
 
 def _softmax(Z):
-    E = np.exp(Z - Z.max(axis=-1, keepdims=True))
-    return E / E.sum(axis=-1, keepdims=True)
+    with np.errstate(under="ignore"):
+        E = np.exp(Z - Z.max(axis=-1, keepdims=True))
+        return E / E.sum(axis=-1, keepdims=True)
 
 
 def _softmax_grad(Z, Y, dY):
     # Jacobian-vector product of row-wise softmax: Y * (dY - <dY, Y>).
-    return Y * (dY - (dY * Y).sum(axis=-1, keepdims=True))
+    with np.errstate(under="ignore"):
+        return Y * (dY - (dY * Y).sum(axis=-1, keepdims=True))
+
+
+def _tanh_grad(Z, Y, dY):
+    with np.errstate(under="ignore"):  # Y * Y of a tiny Y rounds to 0
+        return dY * (1 - Y * Y)
 
 
 def relu() -> Layer:
@@ -210,14 +227,16 @@ def relu() -> Layer:
 def sigmoid() -> Layer:
     r"""Logistic sigmoid :math:`1/(1+e^{-Z})`, computed without overflow.
 
-    Derivative: :math:`\sigma(Z)(1-\sigma(Z))`.
+    Derivative: :math:`\sigma(Z)(1-\sigma(Z)) = e^{-|Z|}/(1+e^{-|Z|})^2`,
+    computed in the second form, which stays accurate where
+    :math:`\sigma(Z)` rounds to 1.
     """
-    return _elementwise("sigmoid", _sigmoid, lambda Z, Y, dY: dY * Y * (1 - Y))
+    return _elementwise("sigmoid", _sigmoid, _sigmoid_grad)
 
 
 def tanh() -> Layer:
     r"""Hyperbolic tangent; derivative :math:`1 - \tanh^2 Z`."""
-    return _elementwise("tanh", np.tanh, lambda Z, Y, dY: dY * (1 - Y * Y))
+    return _elementwise("tanh", np.tanh, _tanh_grad)
 
 
 def softmax() -> Layer:

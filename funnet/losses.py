@@ -69,11 +69,26 @@ def _as_labels(name: str, targets, n: int, k: int) -> np.ndarray | None:
                 f"{name}: label {bad} is out of range; expected integers in "
                 f"[0, {k}) for {k} outputs"
             )
-        return t
+        # Boolean labels would index as a mask; integers index as classes.
+        return t.astype(np.intp, copy=False) if t.dtype.kind == "b" else t
     raise ValueError(
         f"{name}: targets must be integer labels of shape ({n},) or float "
         f"rows of shape ({n}, {k}), got {t.dtype} array of shape {t.shape}"
     )
+
+
+def _check_probabilities(name: str, t: np.ndarray) -> None:
+    """Targets that are probabilities: finite and within [0, 1].
+
+    One comparison pass over the targets, which are as small as the outputs;
+    NaN fails both comparisons, so it is caught too.
+    """
+    if not ((t >= 0) & (t <= 1)).all():
+        bad = t[~((t >= 0) & (t <= 1))][0]
+        raise ValueError(
+            f"{name}: targets must be probabilities in [0, 1] (0/1 labels, "
+            f"one-hot or probability rows), got the value {bad}"
+        )
 
 
 def log_softmax(Z: np.ndarray) -> np.ndarray:
@@ -82,6 +97,11 @@ def log_softmax(Z: np.ndarray) -> np.ndarray:
     Stable for any finite ``Z``: the row maximum is subtracted first, so the
     largest exponent is :math:`e^0 = 1`.
     """
+    with np.errstate(under="ignore"):  # e^{-10^4} is 0, correctly
+        return _log_softmax(Z)
+
+
+def _log_softmax(Z: np.ndarray) -> np.ndarray:
     shifted = Z - Z.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
@@ -111,24 +131,29 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray):
     n, k = logits.shape
     labels = _as_labels("softmax_cross_entropy", targets, n, k)
     inv_n = 1.0 / n
-    if labels is not None:
-        # One exp per entry: P = E / sum(E) with E = exp(Z - max Z), and
-        # only the labels' log-probabilities, log P[i, y_i] = S[i, y_i] -
-        # log sum(E)_i, are ever formed.
-        S = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
-        P = np.exp(S)
-        sums = np.add.reduce(P, axis=1, keepdims=True)
-        rows = np.arange(n)
-        value = (np.log(sums[:, 0]) - S[rows, labels]).sum() * inv_n
-        P /= sums
-        P[rows, labels] -= 1.0
-        P *= inv_n
-        return value, P
-    logp = log_softmax(logits)
-    P = np.exp(logp)
-    T = np.asarray(targets, dtype=logits.dtype)
-    value = -(T * logp).sum(axis=1).mean()
-    dZ = (P * T.sum(axis=1, keepdims=True) - T) * inv_n
+    # Probabilities below the smallest float round to 0: underflow is the
+    # right answer there, not an error.
+    with np.errstate(under="ignore"):
+        if labels is not None:
+            # One exp per entry: P = E / sum(E) with E = exp(Z - max Z), and
+            # only the labels' log-probabilities, log P[i, y_i] = S[i, y_i] -
+            # log sum(E)_i, are ever formed.
+            S = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
+            P = np.exp(S)
+            sums = np.add.reduce(P, axis=1, keepdims=True)
+            rows = np.arange(n)
+            value = (np.log(sums[:, 0]) - S[rows, labels]).sum() * inv_n
+            P /= sums
+            P[rows, labels] -= 1.0
+            P *= inv_n
+            return value, P
+        logp = _log_softmax(logits)
+        P = np.exp(logp)
+        T = np.asarray(targets, dtype=logits.dtype)
+        _check_probabilities("softmax_cross_entropy", T)
+        # A zero target times a finite log-probability is 0: no 0 * log(0).
+        value = -(T * logp).sum(axis=1).mean()
+        dZ = (P * T.sum(axis=1, keepdims=True) - T) * inv_n
     return value, dZ
 
 
@@ -167,10 +192,12 @@ def binary_cross_entropy(logits: np.ndarray, targets: np.ndarray):
             f"dtype {t.dtype}"
         )
     t = t.astype(logits.dtype, copy=False)
-    E = np.exp(-np.abs(logits))
-    value = (np.maximum(logits, 0) - logits * t + np.log1p(E)).mean()
-    sig = np.where(logits >= 0, 1 / (1 + E), E / (1 + E))
-    return value, (sig - t) * (1.0 / logits.size)
+    _check_probabilities("binary_cross_entropy", t)
+    with np.errstate(under="ignore"):  # e^{-|z|} rounds to 0 for large |z|
+        E = np.exp(-np.abs(logits))
+        value = (np.maximum(logits, 0) - logits * t + np.log1p(E)).mean()
+        sig = np.where(logits >= 0, 1 / (1 + E), E / (1 + E))
+        return value, (sig - t) * (1.0 / logits.size)
 
 
 def mean_squared_error(outputs: np.ndarray, targets: np.ndarray):
@@ -196,8 +223,18 @@ def mean_squared_error(outputs: np.ndarray, targets: np.ndarray):
             f"mean_squared_error: targets have shape {t.shape}, expected "
             f"{outputs.shape}"
         )
+    if t.dtype.kind not in "biuf":
+        raise ValueError(
+            f"mean_squared_error: targets must be real numbers, got dtype {t.dtype}"
+        )
+    if t.dtype.kind == "f" and not np.isfinite(t).all():
+        raise ValueError(
+            "mean_squared_error: targets contain NaN or infinity; expected "
+            "finite numbers"
+        )
     diff = outputs - t.astype(outputs.dtype, copy=False)
-    return (diff * diff).mean(), diff * (2.0 / outputs.size)
+    with np.errstate(under="ignore"):  # tiny differences square to 0
+        return (diff * diff).mean(), diff * (2.0 / outputs.size)
 
 
 LOSSES: dict[str, Loss] = {

@@ -24,6 +24,7 @@ from funnet.params import Params
 __all__ = ["mlp", "init", "init_with_state", "predict", "DTYPES"]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 
 
 def mlp(
@@ -48,6 +49,16 @@ def mlp(
     """
     if isinstance(hidden_sizes, (int, np.integer)):
         hidden_sizes = [hidden_sizes]
+    if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence):
+        raise TypeError(
+            f"mlp: hidden_sizes must be a list of ints such as [128, 64], got "
+            f"{hidden_sizes!r}"
+        )
+    if activation_name not in HIDDEN_ACTIVATIONS:
+        raise ValueError(
+            f"mlp: activation_name must be one of {list(HIDDEN_ACTIVATIONS)} "
+            f"for hidden layers, got {activation_name!r}"
+        )
     w_init = "he_uniform" if activation_name == "relu" else "glorot_uniform"
     layers = []
     for size in hidden_sizes:
@@ -58,10 +69,11 @@ def mlp(
 
 def _dtype(dtype: Any) -> np.dtype:
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in DTYPES:
+    # Compare with ``is None`` first: np.dtype("float64") == None is True.
+    if dt is None or dt not in DTYPES:
         raise TypeError(
             f"dtype must be float32 or float64, got {dtype!r}"
         )
@@ -112,13 +124,30 @@ def predict(
     ``X`` is checked (2-D, finite, matching ``W1``) and converted to the
     params' dtype.
     """
+    _checks.network(net, "predict")
+    _checks.params_for(net, params, "predict")
     X = _checks.features(X, params, "X")
     if "state" in net.needs and state is None:
         raise ValueError(
             "this network has non-trainable state; pass state=... (from "
             "init_with_state or the training state)"
         )
-    return _forward(net, params, X, state=state)[0]
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            Y = _forward(net, params, X, state=state)[0]
+    except FloatingPointError as exc:
+        raise ValueError(
+            f"predict: the outputs overflowed ({exc}); X holds values up to "
+            f"{np.abs(X).max():.3g}, too large for these params; scale the "
+            f"inputs (e.g. funnet.datasets.standardize)"
+        ) from None
+    except ValueError as exc:
+        shapes = ", ".join(f"{k}{tuple(np.shape(v))}" for k, v in params.items())
+        raise ValueError(
+            f"predict: params with shapes {shapes} do not fit together in "
+            f"the network {net.name}: {exc}"
+        ) from None
+    return Y
 
 
 def _forward(net: Layer, params, X, *, training=False, rng=None, state=None):

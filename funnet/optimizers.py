@@ -27,7 +27,7 @@ into one optimizer whose state is the tuple of its members' states.
 >>> apply_updates(p, updates)["W"]
 array([0.8, 0.8])
 >>> state
-OptState(count=1, learning_rate=0.1)
+OptState(count=1, learning_rate=0.1, slots=Params())
 
 A learning rate is a number or a schedule (:mod:`funnet.schedules`):
 
@@ -96,23 +96,28 @@ Mask = Union[Callable[[str, np.ndarray], bool], Mapping[str, bool], None]
 
 
 class Optimizer(NamedTuple):
-    """A pair of pure functions ``(init, update)``; see the module docstring."""
+    """A pair of pure functions ``(init, update)``; see the module doc."""
 
     init: Callable[[Mapping[str, np.ndarray]], Any]
     update: Callable[..., tuple[Params, Any]]
 
 
 class OptState(NamedTuple):
-    """The state of plain SGD.
+    """The state of plain SGD, and a generic record for custom optimizers.
 
     Attributes:
       count: the number of updates made so far.
       learning_rate: the learning rate applied by the latest update
         (``schedule(0)`` before any update).
+      slots: per-parameter accumulators of a custom optimizer, a
+        :class:`~funnet.params.Params` keyed ``"<slot>/<param>"``; empty
+        for SGD (the optimizers here with accumulators have records that
+        name them, such as :class:`AdamState`).
     """
 
     count: int
     learning_rate: float
+    slots: Params = Params()
 
 
 class MomentumState(NamedTuple):
@@ -132,12 +137,12 @@ class AdagradState(NamedTuple):
 
 
 class RMSPropState(NamedTuple):
-    """The state of RMSProp.
+    r"""The state of RMSProp.
 
     Attributes:
       count, learning_rate: as in :class:`OptState`.
       square_avg: :math:`v`, the moving average of squared gradients.
-      grad_avg: :math:`\\bar g`, the moving average of gradients when
+      grad_avg: :math:`\bar g`, the moving average of gradients when
         centered, else ``None``.
       velocity: :math:`b`, the momentum buffer when momentum > 0, else
         ``None``.
@@ -196,9 +201,17 @@ def _real(fn: str, name: str, value: Any) -> float:
     return float(value)
 
 
-def _in_range(fn: str, name: str, value: Any, low: float, high: float | None,
-              *, open_low: bool = False, open_high: bool = False) -> float:
-    """``value`` as a float in the interval, or a ValueError naming ``name``."""
+def _in_range(
+    fn: str,
+    name: str,
+    value: Any,
+    low: float,
+    high: float | None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
+    """``value`` as a float in the interval, or a ValueError naming it."""
     x = _real(fn, name, value)
     ok = math.isfinite(x) and (x > low if open_low else x >= low)
     if high is not None:
@@ -216,7 +229,7 @@ def _in_range(fn: str, name: str, value: Any, low: float, high: float | None,
 def _schedule(fn: str, learning_rate: Any, name: str = "learning_rate") -> Schedule:
     """A schedule from a positive number or a function of the step."""
     if callable(learning_rate):
-        return learning_rate
+        return _checked_schedule(fn, name, learning_rate)
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
         raise TypeError(
             f"{fn}: {name} must be a positive number or a schedule (a function "
@@ -227,6 +240,25 @@ def _schedule(fn: str, learning_rate: Any, name: str = "learning_rate") -> Sched
             f"{fn}: {name} must be a positive number, got {learning_rate!r}"
         )
     return schedules.constant(float(learning_rate))
+
+
+def _checked_schedule(fn: str, name: str, schedule: Schedule) -> Schedule:
+    """``schedule``, refusing any value that is not a finite number >= 0.
+
+    A negative rate would climb the loss and a NaN would poison the params,
+    both silently; the check is one comparison per step.
+    """
+
+    def checked(step: int) -> float:
+        value = schedule(step)
+        if not 0.0 <= value < math.inf:
+            raise ValueError(
+                f"{fn}: the {name} schedule {schedule!r} gave {value!r} at "
+                f"step {step}; expected a finite number >= 0"
+            )
+        return value
+
+    return checked
 
 
 def _zeros(params: Mapping[str, Any]) -> Params:
@@ -249,8 +281,9 @@ def _check_keys(fn: str, grads: Mapping[str, Any], slots: Mapping[str, Any]) -> 
 # -- optimizers -----------------------------------------------------------
 
 
-def sgd(learning_rate: LearningRate, momentum: float = 0.0,
-        nesterov: bool = False) -> Optimizer:
+def sgd(
+    learning_rate: LearningRate, momentum: float = 0.0, nesterov: bool = False
+) -> Optimizer:
     r"""Stochastic gradient descent, optionally with momentum.
 
     Plain (``momentum=0``): one pass per parameter,
@@ -349,12 +382,15 @@ def momentum(learning_rate: LearningRate = 0.01, momentum: float = 0.9) -> Optim
 
 
 def nesterov(learning_rate: LearningRate = 0.01, momentum: float = 0.9) -> Optimizer:
-    """Nesterov momentum: :func:`sgd` with ``momentum`` and ``nesterov=True``."""
+    """Nesterov momentum: :func:`sgd` with ``momentum``, ``nesterov=True``."""
     return sgd(learning_rate, momentum=momentum, nesterov=True)
 
 
-def adagrad(learning_rate: LearningRate = 0.01, eps: float = 1e-10,
-            initial_accumulator_value: float = 0.0) -> Optimizer:
+def adagrad(
+    learning_rate: LearningRate = 0.01,
+    eps: float = 1e-10,
+    initial_accumulator_value: float = 0.0,
+) -> Optimizer:
     r"""Adagrad: per-coordinate steps shrinking with the summed squares.
 
     .. math::
@@ -379,8 +415,9 @@ def adagrad(learning_rate: LearningRate = 0.01, eps: float = 1e-10,
     """
     lr = _schedule("adagrad", learning_rate)
     eps = _in_range("adagrad", "eps", eps, 0.0, None)
-    s0 = _in_range("adagrad", "initial_accumulator_value",
-                   initial_accumulator_value, 0.0, None)
+    s0 = _in_range(
+        "adagrad", "initial_accumulator_value", initial_accumulator_value, 0.0, None
+    )
 
     def init(params):
         sums = {k: np.full_like(v, s0) for k, v in params.items()}
@@ -406,9 +443,13 @@ def adagrad(learning_rate: LearningRate = 0.01, eps: float = 1e-10,
     return Optimizer(init, update)
 
 
-def rmsprop(learning_rate: LearningRate = 0.01, decay: float = 0.99,
-            eps: float = 1e-8, momentum: float = 0.0,
-            centered: bool = False) -> Optimizer:
+def rmsprop(
+    learning_rate: LearningRate = 0.01,
+    decay: float = 0.99,
+    eps: float = 1e-8,
+    momentum: float = 0.0,
+    centered: bool = False,
+) -> Optimizer:
     r"""RMSProp: steps divided by a moving root mean square of the gradients.
 
     With :math:`\rho` = ``decay`` and :math:`v_0 = 0`:
@@ -457,7 +498,9 @@ def rmsprop(learning_rate: LearningRate = 0.01, decay: float = 0.99,
 
     def init(params):
         return RMSPropState(
-            0, float(lr(0)), _zeros(params),
+            0,
+            float(lr(0)),
+            _zeros(params),
             _zeros(params) if centered else None,
             _zeros(params) if mu else None,
         )
@@ -495,7 +538,9 @@ def rmsprop(learning_rate: LearningRate = 0.01, decay: float = 0.99,
                 d *= c
             updates[k] = d
         new = RMSPropState(
-            state.count + 1, eta, Params._own(squares),
+            state.count + 1,
+            eta,
+            Params._own(squares),
             Params._own(means) if centered else None,
             Params._own(velocity) if mu else None,
         )
@@ -504,8 +549,12 @@ def rmsprop(learning_rate: LearningRate = 0.01, decay: float = 0.99,
     return Optimizer(init, update)
 
 
-def adam(learning_rate: LearningRate = 1e-3, b1: float = 0.9, b2: float = 0.999,
-         eps: float = 1e-8) -> Optimizer:
+def adam(
+    learning_rate: LearningRate = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+) -> Optimizer:
     r"""Adam: steps from bias-corrected moving moments of the gradient.
 
     Kingma & Ba's Algorithm 1, with :math:`m_0 = v_0 = 0` and the update
@@ -526,8 +575,9 @@ def adam(learning_rate: LearningRate = 1e-3, b1: float = 0.9, b2: float = 0.999,
     \hat\epsilon_t)` with :math:`c_t = \sqrt{1 - \beta_2^t}`,
     :math:`\alpha_t = c_t / (1 - \beta_1^t)` and
     :math:`\hat\epsilon_t = \epsilon c_t` (exact, not the paper's
-    approximate "efficient version"), so an update makes three fresh arrays
-    per param (:math:`m_t`, :math:`v_t` and the update) and no others.
+    approximate "efficient version"). An update makes three fresh arrays
+    per param (:math:`m_t`, :math:`v_t` and the update) and no others, and
+    works through them in cache-sized blocks.
 
     Args:
       learning_rate: :math:`\eta > 0`, a number or a schedule.
@@ -552,9 +602,14 @@ def adam(learning_rate: LearningRate = 1e-3, b1: float = 0.9, b2: float = 0.999,
     return _adam("adam", learning_rate, b1, b2, eps, 0.0, None)
 
 
-def adamw(learning_rate: LearningRate = 1e-3, b1: float = 0.9, b2: float = 0.999,
-          eps: float = 1e-8, weight_decay: float = 0.01,
-          mask: Mask = None) -> Optimizer:
+def adamw(
+    learning_rate: LearningRate = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.01,
+    mask: Mask = None,
+) -> Optimizer:
     r"""AdamW: Adam with weight decay decoupled from the gradient.
 
     The Adam step of :func:`adam` plus a decay of the parameter itself,
@@ -594,7 +649,6 @@ def _adam(fn, learning_rate, b1, b2, eps, wd, mask) -> Optimizer:
     b1 = _in_range(fn, "b1", b1, 0.0, 1.0, open_high=True)
     b2 = _in_range(fn, "b2", b2, 0.0, 1.0, open_high=True)
     eps = _in_range(fn, "eps", eps, 0.0, None)
-    w1, w2 = 1.0 - b1, 1.0 - b2
 
     def init(params):
         return AdamState(0, float(lr(0)), _zeros(params), _zeros(params))
@@ -602,7 +656,9 @@ def _adam(fn, learning_rate, b1, b2, eps, wd, mask) -> Optimizer:
     def update(grads, state, params=None):
         _check_keys(fn, grads, state.mu)
         if wd and params is None:
-            raise TypeError(f"{fn}: weight decay needs params; call update(grads, state, params)")
+            raise TypeError(
+                f"{fn}: weight decay needs params; call update(grads, state, params)"
+            )
         t = state.count + 1
         eta = float(lr(state.count))
         root = math.sqrt(1.0 - b2**t)
@@ -611,17 +667,9 @@ def _adam(fn, learning_rate, b1, b2, eps, wd, mask) -> Optimizer:
         decay = -eta * wd
         mus, nus, updates = {}, {}, {}
         for k, g in grads.items():
-            u = g * w1
-            m = state.mu[k] * b1
-            m += u
-            np.multiply(g, g, out=u)
-            u *= w2
-            v = state.nu[k] * b2
-            v += u
-            np.sqrt(v, out=u)
-            u += eps_t
-            np.divide(m, u, out=u)
-            u *= step
+            m, v, u = _adam_moments_and_step(
+                g, state.mu[k], state.nu[k], b1, b2, eps_t, step
+            )
             if decay and mask(k, params[k]):
                 u += params[k] * decay
             mus[k], nus[k], updates[k] = m, v, u
@@ -629,6 +677,43 @@ def _adam(fn, learning_rate, b1, b2, eps, wd, mask) -> Optimizer:
         return Params._own(updates), new
 
     return Optimizer(init, update)
+
+
+# Elements per block in the Adam kernel: the dozen passes over a block of
+# 64K floats (a few hundred KiB per array) stay in cache, so memory is read
+# and written about once per array instead of once per pass.
+_BLOCK = 1 << 16
+
+
+def _adam_moments_and_step(g, m_old, v_old, b1, b2, eps, step):
+    """New ``m``, ``v`` and the update ``step * m / (sqrt(v) + eps)``.
+
+    Three fresh arrays; the arithmetic runs block by block in place on them
+    (never on the inputs).
+    """
+    # C-ordered outputs, so that their flat views below are views, whatever
+    # the memory layout of the inputs (whose flat copies are only read).
+    m = np.empty(g.shape, g.dtype)
+    v = np.empty(g.shape, g.dtype)
+    u = np.empty(g.shape, g.dtype)
+    w1, w2 = 1.0 - b1, 1.0 - b2
+    G, M0, V0 = g.reshape(-1), m_old.reshape(-1), v_old.reshape(-1)
+    M, V, U = m.reshape(-1), v.reshape(-1), u.reshape(-1)
+    for start in range(0, G.size, _BLOCK):
+        b = slice(start, start + _BLOCK)
+        gb, mb, vb, ub = G[b], M[b], V[b], U[b]
+        np.multiply(gb, w1, out=ub)
+        np.multiply(M0[b], b1, out=mb)
+        mb += ub
+        np.multiply(gb, gb, out=ub)
+        ub *= w2
+        np.multiply(V0[b], b2, out=vb)
+        vb += ub
+        np.sqrt(vb, out=ub)
+        ub += eps
+        np.divide(mb, ub, out=ub)
+        ub *= step
+    return m, v, u
 
 
 # -- transformations ------------------------------------------------------
@@ -651,10 +736,12 @@ def chain(*transforms: Optimizer) -> Optimizer:
     >>> u["w"]
     array([-0.1 ,  0.05])
     >>> state
-    (EmptyState(), OptState(count=1, learning_rate=0.1))
+    (EmptyState(), OptState(count=1, learning_rate=0.1, slots=Params()))
     """
     for i, t in enumerate(transforms):
-        if not (callable(getattr(t, "init", None)) and callable(getattr(t, "update", None))):
+        if not (
+            callable(getattr(t, "init", None)) and callable(getattr(t, "update", None))
+        ):
             raise TypeError(
                 f"chain: transform {i} must be an Optimizer (init, update), got {t!r}"
             )
@@ -694,8 +781,7 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
       Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent
       neural networks", ICML 2013.
     """
-    c = _in_range("clip_by_global_norm", "max_norm", max_norm, 0.0, None,
-                  open_low=True)
+    c = _in_range("clip_by_global_norm", "max_norm", max_norm, 0.0, None, open_low=True)
 
     def init(params):
         return ClipState(None)
@@ -739,7 +825,8 @@ def decay_matrices(name: str, param: np.ndarray) -> bool:
 
     Biases, scales and other 1-D (or scalar) params are left alone.
 
-    >>> decay_matrices("W1", np.zeros((3, 2))), decay_matrices("b1", np.zeros(2))
+    >>> W, b = np.zeros((3, 2)), np.zeros(2)
+    >>> decay_matrices("W1", W), decay_matrices("b1", b)
     (True, False)
     """
     return np.ndim(param) >= 2
@@ -758,8 +845,9 @@ def _mask(fn: str, mask: Mask) -> Callable[[str, np.ndarray], bool]:
     )
 
 
-def weight_decay(weight_decay: float, learning_rate: LearningRate = 1.0,
-                 mask: Mask = None) -> Optimizer:
+def weight_decay(
+    weight_decay: float, learning_rate: LearningRate = 1.0, mask: Mask = None
+) -> Optimizer:
     r"""Decoupled weight decay, applied to the updates after an optimizer.
 
     For every param :math:`\theta` that ``mask`` selects:
@@ -796,7 +884,9 @@ def weight_decay(weight_decay: float, learning_rate: LearningRate = 1.0,
 
     def update(grads, state, params=None):
         if params is None:
-            raise TypeError("weight_decay needs params; call update(grads, state, params)")
+            raise TypeError(
+                "weight_decay needs params; call update(grads, state, params)"
+            )
         grads = _frozen(grads)
         rate = float(lr(state.count)) * wd
         if not rate:
@@ -890,7 +980,9 @@ _REGISTRY: dict[str, Callable[..., Optimizer]] = {
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
-def get(name: str, learning_rate: LearningRate | None = None, **hyper: Any) -> Optimizer:
+def get(
+    name: str, learning_rate: LearningRate | None = None, **hyper: Any
+) -> Optimizer:
     """An optimizer by name, e.g. ``get("adam", 1e-3, b2=0.99)``.
 
     Args:

@@ -31,27 +31,44 @@ import toolz
 __all__ = ["Params", "assoc", "tree_map", "tree_map2", "as_dtype"]
 
 
+def _lock(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array``, which must own its data.
+
+    The data's owner is made read-only and only a view of it is handed out:
+    NumPy refuses to make such a view writeable again, so not even
+    ``setflags(write=True)`` can reach the values.
+    """
+    array.flags.writeable = False
+    return array.view()
+
+
+def _is_locked(array: np.ndarray) -> bool:
+    """True for a view that :func:`_lock` made (its owner is read-only)."""
+    base = array.base
+    return (
+        type(base) is np.ndarray and base.base is None
+        and not base.flags.writeable and not array.flags.writeable
+    )
+
+
 def _frozen(value: Any, copy: bool) -> np.ndarray:
     """Return a read-only array holding ``value``.
 
     With ``copy=True`` the caller's array is never touched (its writeable
     flag included); with ``copy=False`` a freshly computed array that nobody
     else holds is frozen in place, which is how the training step stays free
-    of extra copies.
+    of extra copies. A view is copied first: its owner may be writeable.
     """
-    if not copy and isinstance(value, np.ndarray):
-        if value.dtype.kind != "O":
-            value.flags.writeable = False
-            return value
-        array = value
-    else:
-        array = np.array(value, copy=True)
-    if array.dtype == object:
+    if not copy and isinstance(value, np.ndarray) and _is_locked(value):
+        return value
+    if copy or not isinstance(value, np.ndarray) or value.base is not None:
+        value = np.array(value, copy=True)
+    if value.dtype.kind not in "biufc":
         raise TypeError(
-            f"Params values must be numeric arrays, got an array of dtype object"
+            f"Params values must be numeric arrays, got an array of dtype "
+            f"{value.dtype}"
         )
-    array.flags.writeable = False
-    return array
+    return _lock(value)
 
 
 class Params(Mapping[str, np.ndarray]):
@@ -90,9 +107,8 @@ class Params(Mapping[str, np.ndarray]):
         """
         frozen = {}
         for k, v in data.items():
-            if type(v) is np.ndarray and v.dtype.kind in "biufc":
-                v.flags.writeable = False
-                frozen[k] = v
+            if type(v) is np.ndarray and v.base is None and v.dtype.kind in "biufc":
+                frozen[k] = _lock(v)
             else:
                 frozen[k] = _frozen(v, copy=False)
         new = object.__new__(cls)

@@ -54,12 +54,21 @@ __all__ = [
 Schedule = Callable[[int], float]
 
 
+def _check_step(record: Any, step: int) -> None:
+    if step < 0:
+        raise ValueError(
+            f"{type(record).__name__}: step must be >= 0 (steps count updates "
+            f"from 0), got {step}"
+        )
+
+
 class Constant(NamedTuple):
     """The same value at every step."""
 
     value: float
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         return self.value
 
 
@@ -70,6 +79,7 @@ class PiecewiseConstant(NamedTuple):
     boundaries: tuple[int, ...]
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         return self.values[bisect.bisect_right(self.boundaries, step)]
 
 
@@ -81,11 +91,13 @@ class StepDecay(NamedTuple):
     factor: float
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         return self.init_value * self.factor ** (step // self.every)
 
 
 class ExponentialDecay(NamedTuple):
-    """``init_value * decay_rate ** (step / decay_steps)``, floored if staircase."""
+    """``init_value * decay_rate ** (step / decay_steps)``, floored if
+    ``staircase``."""
 
     init_value: float
     decay_rate: float
@@ -93,8 +105,9 @@ class ExponentialDecay(NamedTuple):
     staircase: bool = False
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         p = step // self.decay_steps if self.staircase else step / self.decay_steps
-        return self.init_value * self.decay_rate ** p
+        return self.init_value * self.decay_rate**p
 
 
 class CosineDecay(NamedTuple):
@@ -105,6 +118,7 @@ class CosineDecay(NamedTuple):
     alpha: float = 0.0
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         t = min(step, self.decay_steps) / self.decay_steps
         cosine = 0.5 * (1.0 + math.cos(math.pi * t))
         return self.init_value * ((1.0 - self.alpha) * cosine + self.alpha)
@@ -118,17 +132,19 @@ class LinearWarmup(NamedTuple):
     init_value: float = 0.0
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         t = min(step, self.warmup_steps) / self.warmup_steps
         return self.init_value + (self.peak_value - self.init_value) * t
 
 
 class Join(NamedTuple):
-    """``schedules[i]`` from ``boundaries[i-1]`` on, restarted at step 0 there."""
+    """``schedules[i]`` from ``boundaries[i-1]`` on, restarted at step 0."""
 
     schedules: tuple[Any, ...]
     boundaries: tuple[int, ...]
 
     def __call__(self, step: int) -> float:
+        _check_step(self, step)
         i = bisect.bisect_right(self.boundaries, step)
         start = self.boundaries[i - 1] if i else 0
         return self.schedules[i](step - start)
@@ -137,14 +153,26 @@ class Join(NamedTuple):
 _RECORDS = {
     cls.__name__: cls
     for cls in (
-        Constant, PiecewiseConstant, StepDecay, ExponentialDecay,
-        CosineDecay, LinearWarmup, Join,
+        Constant,
+        PiecewiseConstant,
+        StepDecay,
+        ExponentialDecay,
+        CosineDecay,
+        LinearWarmup,
+        Join,
     )
 }
 
 
-def _number(fn: str, name: str, value: Any, *, low: float | None = None,
-            high: float | None = None, open_low: bool = False) -> float:
+def _number(
+    fn: str,
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+) -> float:
     """``value`` as a finite float in range, or an error naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{fn}: {name} must be a number, got {value!r}")
@@ -177,9 +205,7 @@ def _boundaries(fn: str, boundaries: Sequence[Any], n: int) -> tuple[int, ...]:
             f"neighbours, got {len(b)}: {list(b)}"
         )
     if any(x >= y for x, y in zip(b, b[1:])):
-        raise ValueError(
-            f"{fn}: boundaries must increase strictly, got {list(b)}"
-        )
+        raise ValueError(f"{fn}: boundaries must increase strictly, got {list(b)}")
     return b
 
 
@@ -213,7 +239,9 @@ def piecewise_constant(
     v = tuple(_number("piecewise_constant", "values", x) for x in values)
     if not v:
         raise ValueError("piecewise_constant: values must not be empty, got []")
-    return PiecewiseConstant(v, _boundaries("piecewise_constant", boundaries, len(v) - 1))
+    return PiecewiseConstant(
+        v, _boundaries("piecewise_constant", boundaries, len(v) - 1)
+    )
 
 
 def step_decay(init_value: float, every: int, factor: float) -> StepDecay:
@@ -238,7 +266,9 @@ def step_decay(init_value: float, every: int, factor: float) -> StepDecay:
 
 
 def exponential_decay(
-    init_value: float, decay_rate: float, decay_steps: int = 1,
+    init_value: float,
+    decay_rate: float,
+    decay_steps: int = 1,
     staircase: bool = False,
 ) -> ExponentialDecay:
     r"""Exponential decay by ``decay_rate`` per ``decay_steps`` steps.
@@ -259,14 +289,15 @@ def exponential_decay(
     """
     return ExponentialDecay(
         _number("exponential_decay", "init_value", init_value),
-        _number("exponential_decay", "decay_rate", decay_rate, low=0.0,
-                open_low=True),
+        _number("exponential_decay", "decay_rate", decay_rate, low=0.0, open_low=True),
         _steps("exponential_decay", "decay_steps", decay_steps),
         bool(staircase),
     )
 
 
-def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> CosineDecay:
+def cosine_decay(
+    init_value: float, decay_steps: int, alpha: float = 0.0
+) -> CosineDecay:
     r"""Cosine decay to ``alpha * init_value`` over ``decay_steps`` steps.
 
     .. math::
@@ -365,9 +396,10 @@ def to_config(schedule: Any) -> dict[str, Any]:
     fields = schedule._asdict()
     if name == "Join":
         fields["schedules"] = [to_config(s) for s in schedule.schedules]
-    return {"schedule": name, **{
-        k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()
-    }}
+    return {
+        "schedule": name,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
+    }
 
 
 def from_config(config: Mapping[str, Any]) -> Any:
@@ -389,12 +421,15 @@ SYNTAX = """\
 A schedule is one part or several joined with '+'; epochs count in
 whole or fractional epochs, LR is the base learning rate:
   constant        LR throughout (constant:E lasts E epochs when joined)
-  cosine[:A]      cosine decay from LR to A*LR (default A=0) by the end
+  cosine[:E[:A]]  cosine decay from LR to A*LR (default 0) over E epochs
+                  (default: to the end of the run), then A*LR
   exp:R           LR * R**epoch, a smooth exponential decay
   step:E:F        multiply by F every E epochs, e.g. step:10:0.5
   warmup:E        linear rise from 0 to LR over E epochs, then LR
   warmup:5+cosine warm up for 5 epochs, then decay over the rest
-Every part but the last needs a length (warmup:E or constant:E)."""
+Every part but the last needs a length (warmup:E, constant:E, cosine:E).
+In funnet train, "the end of the run" is the --epochs of the run's first
+invocation; a run continued with --resume keeps that schedule."""
 
 
 def _epochs(spec: str, text: str, steps_per_epoch: int) -> int:
@@ -416,11 +451,18 @@ def _float(spec: str, text: str, what: str) -> float:
         raise ValueError(f"schedule {spec!r}: expected {what}, got {text!r}") from None
 
 
-def _part(spec: str, text: str, lr: float, steps: int, spe: int) -> tuple[Any, int | None]:
+def _part(
+    spec: str, text: str, lr: float, steps: int | None, spe: int
+) -> tuple[Any, int | None]:
     """One part of a schedule string: the schedule and its length in steps."""
     name, *args = text.strip().split(":")
-    arity = {"constant": (0, 1), "cosine": (0, 1), "exp": (1, 1), "step": (2, 2),
-             "warmup": (1, 1)}
+    arity = {
+        "constant": (0, 1),
+        "cosine": (0, 2),
+        "exp": (1, 1),
+        "step": (2, 2),
+        "warmup": (1, 1),
+    }
     if name not in arity:
         raise ValueError(
             f"schedule {spec!r}: unknown part {name!r}; expected constant, cosine, "
@@ -435,8 +477,15 @@ def _part(spec: str, text: str, lr: float, steps: int, spe: int) -> tuple[Any, i
     if name == "constant":
         return constant(lr), _epochs(spec, args[0], spe) if args else None
     if name == "cosine":
-        alpha = _float(spec, args[0], "a final share A in [0, 1]") if args else 0.0
-        return cosine_decay(lr, max(1, steps), alpha), None
+        length = _epochs(spec, args[0], spe) if args else None
+        alpha = _float(spec, args[1], "a final share A in [0, 1]") if args[1:] else 0.0
+        if length is None and steps is None:
+            raise ValueError(
+                f"schedule {spec!r}: 'cosine' without a length decays to the end "
+                f"of the run, so it needs total_steps; or give it one, e.g. "
+                f"'cosine:30'"
+            )
+        return cosine_decay(lr, length or max(1, steps), alpha), length
     if name == "exp":
         rate = _float(spec, args[0], "a decay rate per epoch")
         return exponential_decay(lr, rate, spe), None
@@ -448,7 +497,10 @@ def _part(spec: str, text: str, lr: float, steps: int, spe: int) -> tuple[Any, i
 
 
 def parse(
-    spec: str, learning_rate: float, total_steps: int, steps_per_epoch: int = 1
+    spec: str,
+    learning_rate: float,
+    total_steps: int | None = None,
+    steps_per_epoch: int = 1,
 ) -> Any:
     """A schedule from a short string such as ``"warmup:5+cosine"``.
 
@@ -456,7 +508,8 @@ def parse(
       spec: the description; see :data:`SYNTAX` (also shown by
         ``funnet train --help``). Lengths are in epochs.
       learning_rate: the base value ``LR``.
-      total_steps: the updates in the whole run (cosine ends there).
+      total_steps: the updates in the whole run, where a ``cosine``
+        without a length ends; only needed for one.
       steps_per_epoch: updates per epoch, to turn epochs into steps.
 
     Returns:
@@ -467,22 +520,25 @@ def parse(
     >>> s = parse("warmup:1+cosine", 1.0, total_steps=30, steps_per_epoch=10)
     >>> s.boundaries, s(10), s(30)
     ((10,), 1.0, 0.0)
+    >>> parse("cosine:3:0.1", 1.0, steps_per_epoch=10)
+    CosineDecay(init_value=1.0, decay_steps=30, alpha=0.1)
     """
     if not isinstance(spec, str):
         raise TypeError(f"schedule must be a string like 'cosine', got {spec!r}")
     lr = _number("parse", "learning_rate", learning_rate)
-    total = _steps("parse", "total_steps", total_steps)
+    total = None if total_steps is None else _steps("parse", "total_steps", total_steps)
     spe = _steps("parse", "steps_per_epoch", steps_per_epoch)
     texts = spec.split("+")
     parts, boundaries, start = [], [], 0
     for i, text in enumerate(texts):
-        schedule, length = _part(spec, text, lr, total - start, spe)
+        rest = None if total is None else total - start
+        schedule, length = _part(spec, text, lr, rest, spe)
         parts.append(schedule)
         if i < len(texts) - 1:
             if length is None:
                 raise ValueError(
                     f"schedule {spec!r}: {text!r} is followed by another part, so "
-                    f"it needs a length in epochs, e.g. 'warmup:5' or 'constant:5'"
+                    f"it needs a length in epochs, e.g. 'warmup:5' or 'cosine:5'"
                 )
             start += length
             boundaries.append(start)

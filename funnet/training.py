@@ -41,7 +41,9 @@ from funnet.optimizers import Optimizer, apply_updates
 from funnet.params import Params, tree_map2
 
 __all__ = [
+    "Batch",
     "TrainState",
+    "TrainingDiverged",
     "value_and_grad",
     "gradient_descent",
     "make_step",
@@ -55,7 +57,54 @@ __all__ = [
     "evaluate",
 ]
 
-Batch = tuple[np.ndarray, np.ndarray]
+class Batch(tuple):
+    """A mini-batch ``(X, y)`` that remembers the epoch it belongs to.
+
+    It is a plain 2-tuple, so ``X, y = batch`` works in any step; the
+    extra attribute ``epoch`` (the 0-based epoch index, or ``None``) lets
+    :func:`fit` say where training diverged.
+
+    >>> import numpy as np
+    >>> X, y = b = Batch(np.zeros((2, 3)), np.zeros(2), epoch=4)
+    >>> X.shape, b.epoch
+    ((2, 3), 4)
+    """
+
+    epoch: int | None
+
+    def __new__(cls, X: np.ndarray, y: np.ndarray, epoch: int | None = None):
+        batch = super().__new__(cls, (X, y))
+        batch.epoch = epoch
+        return batch
+
+
+class TrainingDiverged(FloatingPointError):
+    """Training produced NaN or infinity; ``state`` holds the last finite state.
+
+    Raised by :func:`fit`. It is a :class:`FloatingPointError`, so code that
+    already catches NumPy's floating-point errors catches it too.
+
+    Attributes:
+      state: the last state whose arrays (params, optimizer and network
+        state) are all finite; train from it again with a smaller learning
+        rate, or save it.
+      step: the number of the step that went wrong: ``TrainState.step``
+        after it for a :class:`TrainState`, else the count of steps in this
+        call of :func:`fit` (from 1).
+      epoch: the 0-based index of that step's epoch (from
+        :class:`Batch`), or ``None`` if the batches did not say. Messages
+        count epochs from 1, as ``funnet train`` prints them.
+      reason: what was found, e.g. ``"the loss is nan"``.
+    """
+
+    def __init__(
+        self, message: str, state: Any, step: int, epoch: int | None, reason: str
+    ):
+        super().__init__(message)
+        self.state = state
+        self.step = step
+        self.epoch = epoch
+        self.reason = reason
 
 
 class TrainState(NamedTuple):
@@ -98,9 +147,17 @@ def value_and_grad(net: Layer, loss: Loss) -> Callable[..., tuple[Any, Params]]:
 
     The network runs in prediction mode (dropout off), which is what a
     gradient check needs; the training step uses training mode.
+
+    ``X`` and ``y`` are checked on every call as in :func:`prepare` (shape,
+    width, labels, finiteness) and converted to the params' dtype; the
+    training steps skip this, since :func:`prepare` checks a data set once.
     """
 
+    _checks.network(net, "value_and_grad")
+    _checks.loss_function(loss, "value_and_grad")
+
     def value_and_grad_fn(params, X, y):
+        X, y = prepare(net, params, X, y, loss)
         Y, cache, _ = _forward(net, params, X)
         value, dY = loss(Y, y)
         return value, _param_grads(net, params, cache, dY)
@@ -127,6 +184,8 @@ def gradient_descent(
     function ``_sgd_step`` with the network, loss and rate bound by
     :func:`functools.partial`, so :func:`fit` folds it over batches.
     """
+    _checks.network(net, "gradient_descent")
+    _checks.loss_function(loss, "gradient_descent")
     if "state" in net.needs or "rng" in net.needs:
         raise ValueError(
             "gradient_descent works on bare params; this network has "
@@ -172,6 +231,9 @@ def make_step(
     numbers (dropout) get a generator derived from ``seed`` and the step
     count, so the same run always draws the same masks.
     """
+    _checks.network(net, "make_step")
+    _checks.loss_function(loss, "make_step")
+    _checks.optimizer(optimizer, "make_step")
     return functools.partial(_train_step, net, loss, optimizer, seed_entropy(seed))
 
 
@@ -181,19 +243,146 @@ def init_train_state(
     net_state: Mapping[str, np.ndarray] | None = None,
 ) -> TrainState:
     """The starting :class:`TrainState`: params, fresh optimizer state, step 0."""
+    _checks.optimizer(optimizer, "init_train_state")
     params = params if isinstance(params, Params) else Params(params)
     net_state = Params(net_state or {})
     return TrainState(params, optimizer.init(params), 0, None, net_state)
 
 
-def fit(step: Callable[[Any, Batch], Any], batches: Iterable[Batch], state: Any) -> Any:
+def _leaves(tree: Any) -> Iterator[Any]:
+    """The numbers and arrays inside a state (Params, tuples, NamedTuples)."""
+    if isinstance(tree, Mapping):
+        for value in tree.values():
+            yield from _leaves(value)
+    elif isinstance(tree, tuple):
+        for value in tree:
+            yield from _leaves(value)
+    elif isinstance(tree, (np.ndarray, np.generic, float)):
+        yield tree
+
+
+def _is_finite(state: Any) -> bool:
+    """True when every array and number in ``state`` is finite."""
+    return _checks.all_finite(_leaves(state))
+
+
+def _step_number(state: Any, count: int) -> int:
+    step = getattr(state, "step", None)
+    return step if isinstance(step, int) else count
+
+
+class _Guard(NamedTuple):
+    """The accumulator of :func:`fit`: the state and what is needed to recover.
+
+    ``previous`` holds the two states before ``state`` (newest first) with
+    their step counts, ``verified`` the latest state checked finite in
+    full. They are references to immutable values, never copies.
+    """
+
+    state: Any
+    count: int
+    previous: tuple
+    verified: tuple
+    epoch: int | None
+
+
+def _diverged(guard: _Guard, count: int, epoch, reason: str, cause=None):
+    candidates = ((guard.state, guard.count), *guard.previous)
+    good, good_count = next(
+        ((s, c) for s, c in candidates if _is_finite(s)), guard.verified
+    )
+    step = _step_number(guard.state, guard.count) + count - guard.count
+    where = f"step {step}" + ("" if epoch is None else f" (epoch {epoch + 1})")
+    raise TrainingDiverged(
+        f"training diverged at {where}: {reason}. The last finite state, "
+        f"after step {_step_number(good, good_count)}, is kept in the "
+        f"exception's .state; try a smaller learning rate",
+        good, step, epoch, reason,
+    ) from cause
+
+
+def _guarded_step(
+    step: Callable[[Any, Batch], Any], check_every: int, guard: _Guard, batch: Batch
+) -> _Guard:
+    count = guard.count + 1
+    epoch = getattr(batch, "epoch", None)
+    try:
+        new = step(guard.state, batch)
+    except FloatingPointError as exc:
+        _diverged(guard, count, epoch, f"a floating-point error ({exc})", exc)
+    loss = getattr(new, "loss", None)
+    if loss is not None and not np.isfinite(loss):
+        _diverged(guard, count, epoch, f"the loss is {loss}")
+    verified = guard.verified
+    if count % check_every == 0:
+        if not _is_finite(new):
+            _diverged(guard, count, epoch, "the params became NaN or infinite")
+        verified = (new, count)
+    previous = ((guard.state, guard.count), *guard.previous[:1])
+    return _Guard(new, count, previous, verified, epoch)
+
+
+def fit(
+    step: Callable[[Any, Batch], Any],
+    batches: Iterable[Batch],
+    state: Any,
+    *,
+    check_every: int = 100,
+) -> Any:
     """Train: fold ``step`` over ``batches``, starting from ``state``.
 
-    This is ``toolz.reduce(step, batches, state)``: the state after the last
-    batch. ``state`` is bare params for :func:`gradient_descent` and a
-    :class:`TrainState` for :func:`make_step`.
+    This is ``toolz.reduce(step, batches, state)``, the state after the last
+    batch, with a watch for divergence folded in. ``state`` is bare params
+    for :func:`gradient_descent` and a :class:`TrainState` for
+    :func:`make_step`.
+
+    Divergence: when training produces NaN or infinity, ``fit`` raises
+    :class:`TrainingDiverged` naming the step and epoch, with the last
+    finite state in its ``.state``. What is checked, and when:
+
+    - every step, the loss of a :class:`TrainState` (a scalar, so free);
+      a non-finite param makes the next batch's loss non-finite, so this
+      catches divergence one step after it happens;
+    - every ``check_every`` steps and after the last one, every array of
+      the state (O(params), too slow for every step);
+    - a :class:`FloatingPointError` raised inside the step counts as
+      divergence too. NumPy's overflow and invalid-value warnings are
+      silenced while ``fit`` runs: the divergence is reported once, by
+      :class:`TrainingDiverged`.
+
+    Guaranteed: the state returned, and ``.state`` of the exception, are
+    finite throughout. ``.state`` is the last finite state whenever the
+    loss reveals the divergence (the usual case); for bare params, which
+    carry no loss, it may be up to ``check_every - 1`` steps older. The
+    starting state must be finite (``ValueError`` otherwise).
+
+    Args:
+      step: ``(state, batch) -> state``.
+      batches: an iterable of ``(X, y)``; :class:`Batch` items also tell
+        the epoch for messages.
+      state: the starting state.
+      check_every: steps between full checks of the state's arrays.
     """
-    return toolz.reduce(step, batches, state)
+    check_every = _checks.integer(check_every, "check_every", 1)
+    if not _is_finite(state):
+        raise ValueError(
+            "state holds NaN or infinity before training; expected finite "
+            "params and optimizer state"
+        )
+    start = _Guard(state, 0, (), (state, 0), None)
+    # Overflow and NaN are reported once, as TrainingDiverged with the last
+    # finite state, rather than as a stream of NumPy warnings first.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        guard = toolz.reduce(
+            functools.partial(_guarded_step, step, check_every), batches, start
+        )
+    if guard.count % check_every and not _is_finite(guard.state):
+        _diverged(
+            guard._replace(state=guard.previous[0][0], count=guard.count - 1,
+                           previous=guard.previous[1:]),
+            guard.count, guard.epoch, "the params became NaN or infinite",
+        )
+    return guard.state
 
 
 def trajectory(step: Callable[[Any, Batch], Any], batches: Iterable[Batch], state: Any) -> Iterator[Any]:
@@ -213,6 +402,35 @@ def _check_batch_size(batch_size: Any) -> int:
     return int(batch_size)
 
 
+def _check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be 2-D (samples, features), got shape {X.shape}; for a "
+            f"single feature use X.reshape(-1, 1)"
+        )
+    if y.ndim == 0:
+        raise ValueError(
+            f"y must be an array with one entry or row per sample, got a "
+            f"scalar {y!r}"
+        )
+    if len(y) != len(X):
+        raise ValueError(
+            f"X has {len(X)} rows but y has {len(y)}; expected one target "
+            f"per sample"
+        )
+    if len(X) == 0:
+        raise ValueError("X has no rows; expected at least one sample")
+    return X, y
+
+
+def _epoch(X, y, batch_size: int, entropy: int, epoch: int) -> Iterator[Batch]:
+    order = generator(entropy, epoch).permutation(len(X))
+    for start in range(0, len(X), batch_size):
+        idx = order[start:start + batch_size]
+        yield Batch(X[idx], y[idx], epoch)
+
+
 def epoch_batches(X: np.ndarray, y: np.ndarray, batch_size: int, seed: Seed, epoch: int) -> Iterator[Batch]:
     """The mini-batches of one epoch, in a shuffled order.
 
@@ -221,16 +439,13 @@ def epoch_batches(X: np.ndarray, y: np.ndarray, batch_size: int, seed: Seed, epo
     Every sample appears once; the last batch keeps the remainder (it may
     be smaller, and losses average over its real size). Each batch is a new
     array gathered by index: the data set itself is never copied whole.
+    The arguments are checked at once; the batches come lazily, as
+    :class:`Batch` tuples tagged with ``epoch``.
     """
-    n = len(X)
-    if len(y) != n:
-        raise ValueError(
-            f"X has {n} rows but y has {len(y)}; expected one target per sample"
-        )
-    order = generator(seed, epoch).permutation(n)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        yield X[idx], y[idx]
+    X, y = _check_data(X, y)
+    batch_size = _check_batch_size(batch_size)
+    epoch = _checks.integer(epoch, "epoch", 0)
+    return _epoch(X, y, batch_size, seed_entropy(seed), epoch)
 
 
 def batches(
@@ -251,11 +466,17 @@ def batches(
       seed: an ``int`` or Generator (not advanced) fixing every epoch's order.
       epochs: how many passes over the data.
       start_epoch: the number of the first epoch (to resume a run).
+
+    The arguments are checked at once; the batches come lazily, as
+    :class:`Batch` tuples that know their epoch.
     """
+    X, y = _check_data(X, y)
     batch_size = _check_batch_size(batch_size)
+    epochs = _checks.integer(epochs, "epochs", 0)
+    start_epoch = _checks.integer(start_epoch, "start_epoch", 0)
     entropy = seed_entropy(seed)
     return toolz.concat(
-        epoch_batches(X, y, batch_size, entropy, e)
+        _epoch(X, y, batch_size, entropy, e)
         for e in range(start_epoch, start_epoch + epochs)
     )
 
@@ -280,32 +501,60 @@ def prepare(
     softmax cross-entropy, or float targets of the output's shape
     otherwise. Raises ``ValueError``/``TypeError`` naming what is wrong.
     """
+    _checks.network(net, "prepare")
+    _checks.params_for(net, params, "prepare")
     X = _checks.features(X, params, "X")
     k = _n_outputs(net, params)
     if loss is softmax_cross_entropy and np.ndim(y) == 1:
         return X, _checks.labels(y, len(X), k, "y")
     y = _checks.targets(y, len(X), k, "y", dtype=X.dtype)
     if loss is binary_cross_entropy and ((y < 0) | (y > 1)).any():
+        bad = y[(y < 0) | (y > 1)][0]
         raise ValueError(
-            "y holds values outside [0, 1]; binary cross-entropy expects 0/1 "
-            "labels or probabilities"
+            f"y holds the value {bad}, outside [0, 1]; binary cross-entropy "
+            f"expects 0/1 labels or probabilities"
+        )
+    if loss is softmax_cross_entropy and (y < 0).any():
+        raise ValueError(
+            f"y holds the negative value {y[y < 0][0]}; softmax cross-entropy "
+            f"expects one-hot or probability rows"
         )
     return X, y
 
 
 def accuracy(outputs: np.ndarray, y: np.ndarray) -> float:
-    """The share of rows whose prediction matches the label.
+    """The share of rows whose predicted class matches the target.
 
-    Several outputs: the class is the argmax. One output (binary logits):
-    the class is 1 where the logit is positive.
+    Args:
+      outputs: the network's outputs (logits), shape ``(n, k)``. With
+        several outputs the class is the argmax; with one output (a binary
+        logit) the class is 1 where the logit is positive.
+      y: integer labels, shape ``(n,)`` or ``(n, 1)``; or one-hot /
+        probability rows, shape ``(n, k)``, whose argmax is the class.
+
+    >>> accuracy(np.array([[2.0, 0.1], [0.3, 0.9]]), np.array([0, 0]))
+    0.5
     """
-    y = np.asarray(y).reshape(len(outputs), -1)[:, 0] if np.ndim(y) == 2 and np.shape(y)[1] == 1 else np.asarray(y)
+    outputs = _checks.as_array(outputs, "outputs")
+    if outputs.ndim != 2 or len(outputs) == 0:
+        raise ValueError(
+            f"accuracy: outputs must be a 2-D array (samples, outputs) with at "
+            f"least one row, got shape {outputs.shape}"
+        )
+    y = _checks.as_array(y, "y")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim == 2 and y.shape == outputs.shape:
+        y = y.argmax(axis=1)
+    if y.ndim != 1 or len(y) != len(outputs):
+        raise ValueError(
+            f"accuracy: y has shape {y.shape}; expected {len(outputs)} labels "
+            f"(shape ({len(outputs)},)) or rows of shape {outputs.shape}"
+        )
     if outputs.shape[1] == 1:
-        predicted = (outputs[:, 0] > 0).astype(np.int64)
+        predicted = outputs[:, 0] > 0
     else:
         predicted = outputs.argmax(axis=1)
-    if y.ndim == 2:
-        y = y.argmax(axis=1)
     return float((predicted == y).mean())
 
 

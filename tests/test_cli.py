@@ -1,12 +1,14 @@
 """The funnet command line."""
 
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import funnet
 from funnet import cli
 
 
@@ -79,15 +81,20 @@ def test_a_data_file_can_be_trained_on(tmp_path):
         (["--data", "nope"], "neither a bundled data set"),
         (["--hidden", "a,b"], "expected layer sizes"),
         (["--lr", "-1"], "expected a positive float"),
+        (["--lr", "inf"], "expected a positive float, got 'inf'"),
+        (["--hidden", ""], "expected at least one hidden layer size"),
+        (["--save", "no/such/dir/run.npz"], "the directory .* does not exist"),
         (["--epochs", "0"], "expected a positive int"),
         (["--dtype", "float16"], "invalid choice"),
     ],
-    ids=["unknown-data", "bad-hidden", "negative-lr", "zero-epochs", "bad-dtype"],
+    ids=["unknown-data", "bad-hidden", "negative-lr", "infinite-lr", "empty-hidden",
+         "missing-save-directory", "zero-epochs", "bad-dtype"],
 )
 def test_bad_options_exit_with_a_message_not_a_trace(args, message):
     code, out, err = run("train", *args)
     assert code == 2
-    assert message in err and "Traceback" not in err
+    assert re.search(message, err) and "Traceback" not in err
+    assert "epoch" not in out  # refused before any training
 
 
 def test_python_dash_m_funnet_runs_the_same_command():
@@ -96,3 +103,25 @@ def test_python_dash_m_funnet_runs_the_same_command():
         capture_output=True, text=True, check=True,
     )
     assert json.loads(proc.stdout.splitlines()[-1])["epochs"] == 1
+
+
+def test_data_file_errors_point_at_the_file_rows(tmp_path):
+    X = np.ones((50, 3))
+    X[7, 2] = np.nan
+    np.savez(tmp_path / "bad.npz", X=X, y=np.arange(50) % 2)
+    code, _, err = run("train", "--data", str(tmp_path / "bad.npz"))
+    assert code == 2 and "first at row 7, column 2" in err
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    proc = subprocess.run(
+        f"{sys.executable} -m funnet train --epochs 3 | head -1",
+        shell=True, capture_output=True, text=True,
+    )
+    assert proc.stdout.startswith("funnet: digits")
+    assert proc.stderr == ""
+
+
+def test_version_is_printed():
+    code, out, _ = run("--version")
+    assert code == 0 and out.strip() == f"funnet {funnet.__version__}"

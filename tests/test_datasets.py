@@ -84,3 +84,10 @@ def test_bad_files_get_clear_errors(tmp_path):
     (tmp_path / "ragged.csv").write_text("1,2,0\n3,1\n")
     with pytest.raises(ValueError, match="equally long rows"):
         datasets.load_csv(tmp_path / "ragged.csv")
+
+
+def test_standardizing_data_of_another_width_is_refused():
+    with pytest.raises(ValueError, match=r"X has shape \(2, 3\); expected \(samples, 4\)"):
+        datasets.standardize(np.ones((5, 4)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="must be 2-D"):
+        datasets.Standardizer.fit(np.ones(5))

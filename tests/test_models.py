@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import funnet
+from funnet.testing import assert_pure, forbid_global_random
 from funnet.layers import dense, relu, serial, tanh
 
 
@@ -48,18 +49,11 @@ def test_a_generator_seed_is_not_advanced():
     assert a == funnet.init(net, 4, seed=rng)
 
 
-def test_init_neither_reads_nor_changes_the_global_random_state():
+def test_init_is_pure_and_never_uses_the_global_random_state():
     net = funnet.mlp([8], n_outputs=3)
-    np.random.seed(1)
-    a = funnet.init(net, 4, seed=0)
-    state = np.random.get_state()
-    np.random.seed(2)
-    b = funnet.init(net, 4, seed=0)
-    np.random.seed(1)
-    funnet.init(net, 4, seed=0)
-    after = np.random.get_state()
-    assert a == b
-    assert np.array_equal(state[1], after[1]) and state[2] == after[2]
+    with forbid_global_random():
+        for seed in (0, np.random.default_rng(5)):
+            assert_pure(funnet.init, net, 4, seed, np.float32)
 
 
 def test_weights_are_small_random_and_break_symmetry():
@@ -95,6 +89,10 @@ def test_nested_serials_keep_keys_unique():
     [
         (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype=np.int32), TypeError,
          "dtype must be float32 or float64"),
+        (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype="foo"), TypeError,
+         "dtype must be float32 or float64, got 'foo'"),
+        (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype=None), TypeError,
+         "dtype must be float32 or float64, got None"),
         (lambda: funnet.init(funnet.mlp([4], 2), 0), ValueError,
          "n_features must be at least 1, got 0"),
         (lambda: funnet.init(funnet.mlp([4], 2), 3, seed=-1), ValueError,
@@ -104,10 +102,12 @@ def test_nested_serials_keep_keys_unique():
         (lambda: funnet.init("mlp", 3), TypeError, "net must be a funnet Layer"),
         (lambda: serial(dense(2), relu), TypeError, "argument 1 must be a Layer"),
         (lambda: dense(0), ValueError, "n_out must be at least 1"),
-        (lambda: funnet.mlp([4], 2, "swish"), ValueError, "unknown activation 'swish'"),
+        (lambda: funnet.mlp([4], 2, "swish"), ValueError, "activation_name must be one of"),
+        (lambda: funnet.mlp([4], 2, "softmax"), ValueError, "for hidden layers, got 'softmax'"),
+        (lambda: funnet.mlp("128", 10), TypeError, "hidden_sizes must be a list of ints"),
     ],
-    ids=["int-dtype", "no-features", "negative-seed", "float-seed", "not-a-layer",
-         "uncalled-layer", "zero-units", "unknown-activation"],
+    ids=["int-dtype", "unknown-dtype", "none-dtype", "no-features", "negative-seed", "float-seed", "not-a-layer",
+         "uncalled-layer", "zero-units", "unknown-activation", "softmax-hidden", "string-sizes"],
 )
 def test_bad_construction_arguments_get_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
@@ -139,3 +139,40 @@ def test_predict_converts_integer_inputs_without_wrap_around():
     out = funnet.predict(net, params, X8)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, funnet.predict(net, params, X8.astype(np.float32)))
+
+
+def test_predict_names_params_that_do_not_fit_the_network():
+    net = funnet.mlp([8], 3)
+    params = funnet.init(net, 4)
+    with pytest.raises(KeyError, match=r"params lack \['b1'\]"):
+        funnet.predict(net, {k: v for k, v in params.items() if k != "b1"}, np.ones((2, 4)))
+    bent = funnet.params.assoc(params, "W2", np.zeros((8, 5)))
+    with pytest.raises(ValueError, match=r"params with shapes .*W2\(8, 5\), b2\(3,\) do not fit"):
+        funnet.predict(net, bent, np.ones((2, 4)))
+
+
+def test_predict_refuses_inputs_that_overflow_instead_of_warning():
+    net = funnet.mlp([8], 3)
+    params = funnet.init(net, 4)
+    with pytest.raises(ValueError, match="outputs overflowed .* values up to 1e\\+308"):
+        funnet.predict(net, params, np.full((1, 4), 1e308))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda net, loss: funnet.gradient_descent(loss, net, 0.1),
+         "gradient_descent: net must be a funnet Layer"),
+        (lambda net, loss: funnet.make_step(net, loss, 0.1),
+         "make_step: optimizer must be a pair \\(init, update\\)"),
+        (lambda net, loss: funnet.value_and_grad(net, net),
+         "value_and_grad: loss must be a function"),
+        (lambda net, loss: funnet.init_train_state(funnet.init(net, 2), 0.1),
+         "init_train_state: optimizer must be a pair"),
+    ],
+    ids=["swapped-net-and-loss", "number-for-optimizer", "layer-for-loss",
+         "number-for-optimizer-state"],
+)
+def test_arguments_in_the_wrong_place_get_type_errors(call, message):
+    with pytest.raises(TypeError, match=message):
+        call(funnet.mlp([3], 2), funnet.softmax_cross_entropy)

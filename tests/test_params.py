@@ -49,6 +49,14 @@ def test_writing_into_an_array_raises():
         p["W1"] += 1
 
 
+def test_arrays_cannot_be_made_writeable_again():
+    p = Params(W1=np.ones((2, 2)))
+    fresh = Params._own({"W1": np.ones(2) * 3})
+    for params in (p, fresh):
+        with pytest.raises(ValueError, match="cannot set WRITEABLE flag"):
+            params["W1"].setflags(write=True)
+
+
 def test_the_callers_array_stays_writeable_and_changes_do_not_leak_in():
     W = np.ones(3)
     p = Params(W=W)

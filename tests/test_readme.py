@@ -5,6 +5,8 @@ import io
 import pathlib
 import re
 
+import funnet
+
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -20,6 +22,25 @@ def test_the_readme_example_trains_digits_to_a_high_accuracy():
         exec(compile(example, str(README), "exec"), namespace)
     assert namespace["accuracy"] >= 0.95
     assert "Params(W1=float32(64, 128)" in out.getvalue()
+
+
+def test_the_composed_optimizer_example_continues_the_first():
+    first, second = _python_blocks()[:2]
+    namespace = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(first, str(README), "exec"), namespace)
+        exec(compile(second, str(README), "exec"), namespace)
+    state = namespace["state"]
+    accuracy = funnet.accuracy(
+        funnet.predict(namespace["net"], state.params, namespace["X_test"]),
+        namespace["y_test"],
+    )
+    assert state.step == namespace["steps"] and accuracy >= 0.95
+
+
+def test_every_other_readme_example_runs():
+    for block in _python_blocks()[2:]:
+        exec(compile(block, str(README), "exec"), {})
 
 
 def test_the_readme_starts_with_the_install_and_test_commands():

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import funnet
 from funnet import losses
 from funnet.layers import Layer, dense, dropout, relu, serial
+from funnet.testing import assert_pure, forbid_global_random
 from funnet.training import (
     TrainState,
     batches,
@@ -136,10 +137,8 @@ def test_the_shuffle_depends_on_seed_and_epoch_only():
 
 
 def test_batches_do_not_touch_the_global_random_state():
-    state = np.random.get_state()
-    list(batches(np.zeros((10, 2)), np.zeros(10, int), 3, seed=0, epochs=2))
-    after = np.random.get_state()
-    assert state[0] == after[0] and np.array_equal(state[1], after[1])
+    with forbid_global_random():
+        list(batches(np.zeros((10, 2)), np.zeros(10, int), 3, seed=0, epochs=2))
 
 
 def test_a_partial_batch_is_averaged_over_its_real_size():
@@ -160,18 +159,21 @@ def test_training_is_deterministic_for_a_seed():
     assert run(5) != run(6)
 
 
-def test_steps_leave_their_inputs_unchanged():
-    net, params, X, y = _problem()
-    X_before, y_before, p_before = X.copy(), y.copy(), params.to_dict()
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_public_training_function_is_pure(dtype):
+    net, params, X, y = _problem(dtype=dtype)
+    loss = losses.softmax_cross_entropy
     opt = funnet.sgd(0.1)
     state = init_train_state(params, opt)
-    make_step(net, losses.softmax_cross_entropy, opt)(state, (X, y))
-    gradient_descent(net, losses.softmax_cross_entropy, 0.1)(params, (X, y))
-    value_and_grad(net, losses.softmax_cross_entropy)(params, X, y)
-    np.testing.assert_array_equal(X, X_before)
-    np.testing.assert_array_equal(y, y_before)
-    assert params == funnet.Params(p_before)
-    assert state.params is params and state.step == 0
+    data = list(batches(X, y, 16, seed=0))
+    with forbid_global_random():
+        new_state = assert_pure(make_step(net, loss, opt), state, (X, y))
+        assert_pure(gradient_descent(net, loss, 0.1), params, (X, y))
+        assert_pure(value_and_grad(net, loss), params, X, y)
+        assert_pure(fit, gradient_descent(net, loss, 0.1), data, params)
+        assert_pure(prepare, net, params, X, y, loss)
+        assert_pure(funnet.predict, net, params, X)
+    assert new_state.params.dtype == np.dtype(dtype)
 
 
 def test_dropout_masks_come_from_the_seed_and_step():
@@ -233,3 +235,30 @@ def test_prepare_converts_and_checks_the_data_once():
         prepare(net, params, X, np.full(len(X), 3), losses.softmax_cross_entropy)
     with pytest.raises(ValueError, match="X has 4 features but params\\['W1'\\] has shape \\(5, 7\\)"):
         prepare(net, params, X[:, :4], y, losses.softmax_cross_entropy)
+
+
+@pytest.mark.parametrize(
+    "outputs, y, message",
+    [
+        (np.zeros((5, 3)), np.zeros(10, int), r"y has shape \(10,\); expected 5 labels"),
+        (np.zeros(4), np.zeros(4, int), r"outputs must be a 2-D array .* got shape \(4,\)"),
+        (np.zeros((0, 3)), np.zeros(0, int), "at least one row"),
+        (np.zeros((2, 3)), np.zeros((2, 4)), r"y has shape \(2, 4\)"),
+    ],
+    ids=["length-mismatch", "1-d-outputs", "empty", "wrong-rows"],
+)
+def test_accuracy_rejects_mismatched_inputs_clearly(outputs, y, message):
+    with pytest.raises(ValueError, match=message):
+        funnet.accuracy(outputs, y)
+
+
+def test_accuracy_reads_labels_one_hot_rows_and_binary_logits():
+    logits = np.array([[2.0, 0.0, 1.0], [0.0, 3.0, 1.0]])
+    assert funnet.accuracy(logits, np.array([0, 2])) == 0.5
+    assert funnet.accuracy(logits, np.eye(3)[[0, 1]]) == 1.0
+    assert funnet.accuracy(np.array([[1.5], [-0.2]]), np.array([[1], [0]])) == 1.0
+
+
+def test_batches_need_a_2d_feature_matrix():
+    with pytest.raises(ValueError, match=r"X must be 2-D .* got shape \(10,\); for a single feature"):
+        batches(np.ones(10), np.zeros(10, int), 3)

@@ -207,11 +207,21 @@ class Standardizer:
     @classmethod
     def fit(cls, X: Any) -> "Standardizer":
         X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or len(X) == 0:
+            raise ValueError(
+                f"Standardizer.fit: X must be 2-D (samples, features) with at "
+                f"least one row, got shape {X.shape}"
+            )
         std = X.std(axis=0)
         return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
 
     def __call__(self, X: Any, dtype: Any = np.float64) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"Standardizer: X has shape {X.shape}; expected (samples, "
+                f"{self.mean.shape[0]}) like the data it was fitted on"
+            )
         return ((X - self.mean) / self.std).astype(dtype)
 
 

@@ -1,0 +1,148 @@
+"""Training that produces NaN or infinity stops with the last finite state."""
+
+import numpy as np
+import pytest
+import toolz
+
+import funnet
+import funnet.checkpoint
+import funnet.cli
+from funnet import losses
+from funnet.params import assoc
+from funnet.training import Batch, TrainingDiverged, _is_finite
+
+X, Y = funnet.datasets.load("breast_cancer")
+X = (X - X.mean(axis=0)) / X.std(axis=0)
+NET = funnet.mlp([8], n_outputs=2)
+PARAMS = funnet.init(NET, X.shape[1], seed=0)
+
+
+def _train_state(lr):
+    opt = funnet.sgd(lr)
+    step = funnet.make_step(NET, losses.softmax_cross_entropy, opt, seed=0)
+    return step, funnet.init_train_state(PARAMS, opt)
+
+
+def test_fit_is_still_the_fold_when_nothing_diverges():
+    step, state = _train_state(0.1)
+    data = list(funnet.batches(X, Y, 64, seed=0, epochs=2))
+    assert funnet.fit(step, data, state).params.equals(
+        toolz.reduce(step, data, state).params
+    )
+
+
+@pytest.mark.parametrize("errors", ["raise", "ignore"])
+def test_a_huge_learning_rate_stops_with_the_last_finite_state(errors):
+    step, state = _train_state(1e30)
+    with (
+        np.errstate(all=errors),
+        pytest.raises(
+            TrainingDiverged, match=r"training diverged at step \d+ \(epoch \d+\)"
+        ) as info,
+    ):
+        funnet.fit(step, funnet.batches(X, Y, 64, seed=0, epochs=3), state)
+    exc = info.value
+    assert _is_finite(exc.state)
+    assert exc.state.step < exc.step
+    assert exc.epoch == (exc.step - 1) // 9  # 569 samples, 9 batches an epoch
+    # the state handed back trains on without error for the steps before
+    replay = list(
+        toolz.take(exc.state.step, funnet.batches(X, Y, 64, seed=0, epochs=3))
+    )
+    assert funnet.fit(step, replay, state).params.equals(exc.state.params)
+
+
+def test_the_state_handed_back_is_exactly_the_one_before_the_failing_step():
+    nan = np.float64(np.nan)
+
+    def step(state, batch):
+        bad = state.step == 4
+        return state._replace(step=state.step + 1, loss=nan if bad else 1.0)
+
+    start = funnet.init_train_state(PARAMS, funnet.sgd(0.1))
+    data = [Batch(X[:2], Y[:2], epoch=e) for e in (0, 0, 1, 1, 2, 2)]
+    with pytest.raises(
+        TrainingDiverged, match=r"step 5 \(epoch 3\): the loss is nan"
+    ) as info:
+        funnet.fit(step, data, start)
+    assert info.value.step == 5 and info.value.epoch == 2
+    assert info.value.state.step == 4
+
+
+def test_bare_params_with_nan_are_caught_by_the_periodic_check():
+    def step(params, batch):  # counts its steps in b2; b1 turns NaN at step 7
+        count = int(params["b2"][0]) + 1
+        params = assoc(params, "b2", np.full(2, float(count)))
+        return assoc(params, "b1", np.full(8, np.nan if count >= 7 else 0.0))
+
+    start = assoc(PARAMS, "b2", np.zeros(2))
+    data = [(X[:2], Y[:2])] * 20
+    with pytest.raises(TrainingDiverged, match="params became NaN") as info:
+        funnet.fit(step, data, start, check_every=4)
+    # detected at the check after step 8; the state after step 6 is finite
+    assert info.value.step == 8 and info.value.epoch is None
+    assert info.value.state["b2"][0] == 6
+
+
+def test_non_finite_params_hidden_from_the_loss_are_caught_at_the_end():
+    def step(state, batch):
+        bad = assoc(state.params, "W1", np.full_like(state.params["W1"], -np.inf))
+        return state._replace(params=bad, step=state.step + 1, loss=0.5)
+
+    start = funnet.init_train_state(PARAMS, funnet.sgd(0.1))
+    with pytest.raises(TrainingDiverged, match="step 1") as info:
+        funnet.fit(step, [(X[:2], Y[:2])], start)
+    assert info.value.state.params.equals(PARAMS)
+
+
+def test_gradient_descent_divergence_keeps_finite_params():
+    step = funnet.gradient_descent(NET, losses.softmax_cross_entropy, 1e30)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+        funnet.fit(
+            step, funnet.batches(X, Y, 64, seed=0, epochs=5), PARAMS, check_every=1
+        )
+    assert _is_finite(info.value.state)
+
+
+def test_training_diverged_is_a_floating_point_error():
+    assert issubclass(TrainingDiverged, FloatingPointError)
+
+
+def test_funnet_train_reports_divergence_and_saves_the_last_finite_state(
+    tmp_path, capsys
+):
+    path = tmp_path / "run.npz"
+    code = funnet.cli.main(
+        [
+            "train",
+            "--data",
+            "breast_cancer",
+            "--hidden",
+            "4",
+            "--epochs",
+            "3",
+            "--lr",
+            "1e30",
+            "--save",
+            str(path),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "training diverged in epoch 1 at step" in err
+    ckpt = funnet.checkpoint.load(path)
+    assert _is_finite(ckpt.state) and ckpt.step is not None
+
+
+def test_divergence_is_reported_once_without_numpy_warnings():
+    # The suite turns warnings into errors: an overflow warning escaping fit
+    # would fail this test before TrainingDiverged is raised.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(32, 4)); y = (X[:, 0] > 0) * 1
+    net = funnet.mlp([8], n_outputs=2)
+    opt = funnet.sgd(1e6)
+    step = funnet.make_step(net, funnet.softmax_cross_entropy, opt)
+    state = funnet.init_train_state(funnet.init(net, 4), opt)
+    with np.errstate(all="warn"), pytest.raises(TrainingDiverged) as caught:
+        funnet.fit(step, funnet.batches(X, y, 8, epochs=20), state)
+    assert caught.value.state.params.dtype == np.float64
