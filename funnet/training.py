@@ -274,9 +274,13 @@ def _step_number(state: Any, count: int) -> int:
 class _Guard(NamedTuple):
     """The accumulator of :func:`fit`: the state and what is needed to recover.
 
-    ``previous`` holds the two states before ``state`` (newest first) with
-    their step counts, ``verified`` the latest state checked finite in
-    full. They are references to immutable values, never copies.
+    ``previous`` holds the state before ``state`` with its step count, and
+    ``verified`` the latest state checked finite in full (for bare params,
+    which carry no loss; a :class:`TrainState` keeps its start here). They
+    are references to immutable values, never copies, but each keeps a
+    whole state alive, so the guard holds no more of them than recovery
+    needs: a parameter update that overflows shows in the next step's loss,
+    when the state before it is ``previous``.
     """
 
     state: Any
@@ -317,9 +321,9 @@ def _guarded_step(
     if count % check_every == 0:
         if not _is_finite(new):
             _diverged(guard, count, epoch, "the params became NaN or infinite")
-        verified = (new, count)
-    previous = ((guard.state, guard.count), *guard.previous[:1])
-    return _Guard(new, count, previous, verified, epoch)
+        if loss is None:
+            verified = (new, count)
+    return _Guard(new, count, ((guard.state, guard.count),), verified, epoch)
 
 
 def fit(
@@ -353,7 +357,9 @@ def fit(
     Guaranteed: the state returned, and ``.state`` of the exception, are
     finite throughout. ``.state`` is the last finite state whenever the
     loss reveals the divergence (the usual case); for bare params, which
-    carry no loss, it may be up to ``check_every - 1`` steps older. The
+    carry no loss, it may be up to ``check_every - 1`` steps older. Should
+    a state whose loss was finite still hide a non-finite entry (an infinite
+    bias behind a ReLU, say), ``.state`` falls back to the starting state. The
     starting state must be finite (``ValueError`` otherwise).
 
     Args:
