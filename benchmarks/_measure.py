@@ -38,14 +38,18 @@ def main(argv: list[str]) -> None:
     rss, loss = sides.SIDES[side](X, y, batch, opt, epochs)
     seconds = time.perf_counter() - start
     mib = 2.0**20
-    print(json.dumps({
-        "samples_per_s": n * epochs / seconds,
-        "train_s": seconds,
-        "peak_added_mib": (_peak_bytes() - base_peak) / mib,
-        "rss_added_mib": [(r - base_rss) / mib for r in rss],
-        "loss": loss,
-        "load_avg_1min": os.getloadavg()[0],
-    }))
+    print(
+        json.dumps(
+            {
+                "samples_per_s": n * epochs / seconds,
+                "train_s": seconds,
+                "peak_added_mib": (_peak_bytes() - base_peak) / mib,
+                "rss_added_mib": [(r - base_rss) / mib for r in rss],
+                "loss": loss,
+                "load_avg_1min": os.getloadavg()[0],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -37,10 +37,13 @@ MALLOC_ENV = {
 }
 TARGETS = {
     # (peer, batch, opt) -> funnet/peer at least this; None: any opt.
-    ("numpy", 128, None): 1.0, ("numpy", 512, None): 1.0,
-    ("torch", 128, "sgd"): 1.2, ("torch", 128, "adam"): 1.4,
+    ("numpy", 128, None): 1.0,
+    ("numpy", 512, None): 1.0,
+    ("torch", 128, "sgd"): 1.2,
+    ("torch", 128, "adam"): 1.4,
     ("torch", 512, None): 1.0,
-    ("sklearn", 128, None): 1.5, ("sklearn", 512, None): 1.2,
+    ("sklearn", 128, None): 1.5,
+    ("sklearn", 512, None): 1.2,
 }
 GEMM_TARGETS = {"sgd": 0.80, "adam": 0.60}
 PEAK_TARGET_MIB = 30.0
@@ -60,8 +63,17 @@ def _funnet_has(opt: str) -> bool:
 def _measure(task, args, env) -> dict:
     side, opt, batch = task
     cmd = [
-        sys.executable, "-W", "ignore", "-m", "benchmarks._measure",
-        side, opt, str(batch), args.dtype, str(args.n), str(args.epochs),
+        sys.executable,
+        "-W",
+        "ignore",
+        "-m",
+        "benchmarks._measure",
+        side,
+        opt,
+        str(batch),
+        args.dtype,
+        str(args.n),
+        str(args.epochs),
     ]
     proc = subprocess.run(
         cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
@@ -92,8 +104,13 @@ def _environment(env_vars: dict[str, str]) -> dict:
     )
     try:
         out = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, env=env_vars,
-            capture_output=True, text=True, timeout=120, check=True,
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env_vars,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         ).stdout
         info = json.loads(out)
     except (subprocess.CalledProcessError, json.JSONDecodeError) as err:
@@ -107,9 +124,14 @@ def _environment(env_vars: dict[str, str]) -> dict:
     except OSError:
         pass
     info.update(
-        python=platform.python_version(), cpu=cpu, cores=os.cpu_count(),
-        blas_env={k: v for k, v in env_vars.items()
-                  if k.startswith(("OPENBLAS", "OMP_", "MKL_", "MALLOC_"))},
+        python=platform.python_version(),
+        cpu=cpu,
+        cores=os.cpu_count(),
+        blas_env={
+            k: v
+            for k, v in env_vars.items()
+            if k.startswith(("OPENBLAS", "OMP_", "MKL_", "MALLOC_"))
+        },
     )
     return info
 
@@ -130,23 +152,37 @@ def _summarize(results, sides, opts, rounds):
             "samples_per_s": _median(rates),
             "peak_added_mib": _median([r.get("peak_added_mib") for r in runs]),
             "epoch_growth_mib": max(
-                (r["rss_added_mib"][-1] - r["rss_added_mib"][0] for r in runs
-                 if "rss_added_mib" in r), default=None,
+                (
+                    r["rss_added_mib"][-1] - r["rss_added_mib"][0]
+                    for r in runs
+                    if "rss_added_mib" in r
+                ),
+                default=None,
             ),
         }
         gemm = results.get((env_name, "gemm", "-", batch), [])
-        cell["gemm_share"] = _median([
-            r.get("samples_per_s") / g["samples_per_s"]
-            if r.get("samples_per_s") and g.get("samples_per_s") else None
-            for r, g in zip(runs, gemm)
-        ])
+        cell["gemm_share"] = _median(
+            [
+                (
+                    r.get("samples_per_s") / g["samples_per_s"]
+                    if r.get("samples_per_s") and g.get("samples_per_s")
+                    else None
+                )
+                for r, g in zip(runs, gemm)
+            ]
+        )
         if side != "funnet":
             ours = results.get((env_name, "funnet", opt, batch), [])
-            cell["funnet_ratio"] = _median([
-                f["samples_per_s"] / r["samples_per_s"]
-                if f.get("samples_per_s") and r.get("samples_per_s") else None
-                for f, r in zip(ours, runs)
-            ])
+            cell["funnet_ratio"] = _median(
+                [
+                    (
+                        f["samples_per_s"] / r["samples_per_s"]
+                        if f.get("samples_per_s") and r.get("samples_per_s")
+                        else None
+                    )
+                    for f, r in zip(ours, runs)
+                ]
+            )
         summary[(env_name, side, opt, batch)] = cell
     return summary
 
@@ -227,19 +263,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer samples, 1 epoch, 2 rounds, default "
-                        "allocator only (under 2 minutes)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer samples, 1 epoch, 2 rounds, default "
+        "allocator only (under 2 minutes)",
+    )
     parser.add_argument("--rounds", type=int, help="rounds (default 3; quick 2)")
     parser.add_argument("--n", type=int, help="samples (default 60000; quick 15000)")
     parser.add_argument("--epochs", type=int, help="epochs (default 2; quick 1)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--sides", default=",".join(ALL_SIDES),
-                        help="comma-separated sides (default: all)")
+    parser.add_argument(
+        "--sides",
+        default=",".join(ALL_SIDES),
+        help="comma-separated sides (default: all)",
+    )
     parser.add_argument("--opts", default=",".join(OPTS))
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
-    parser.add_argument("--no-malloc-table", action="store_true",
-                        help="skip the repeat with raised glibc malloc thresholds")
+    parser.add_argument(
+        "--no-malloc-table",
+        action="store_true",
+        help="skip the repeat with raised glibc malloc thresholds",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the results here")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles")
     args = parser.parse_args(argv)
@@ -256,14 +301,22 @@ def main(argv: list[str] | None = None) -> int:
         if _available(side):
             sides.append(side)
         else:
-            notes.append(f"note: {side} is not installed; skipped "
-                         f"(pip install -e '.[bench]')")
-    tasks = [(s, o, b) for s in sides for o in opts for b in batch_sizes
-             if not (s == "funnet" and not _funnet_has(o))]
+            notes.append(
+                f"note: {side} is not installed; skipped "
+                f"(pip install -e '.[bench]')"
+            )
+    tasks = [
+        (s, o, b)
+        for s in sides
+        for o in opts
+        for b in batch_sizes
+        if not (s == "funnet" and not _funnet_has(o))
+    ]
     for o in opts:
         if "funnet" in sides and not _funnet_has(o):
-            notes.append(f"note: funnet.optimizers has no {o}; funnet's {o} "
-                         "cells are pending")
+            notes.append(
+                f"note: funnet.optimizers has no {o}; funnet's {o} " "cells are pending"
+            )
     tasks += [("gemm", "-", b) for b in batch_sizes]
 
     base_env = dict(os.environ)
@@ -289,29 +342,46 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault((env_name, *task), []).append(out)
             if "error" in out:
                 print(f"  {env_name} {task}: error {out['error']}", flush=True)
-        print(f"round {r + 1}/{args.rounds} done at "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            f"round {r + 1}/{args.rounds} done at "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
 
     summary = _summarize(results, sides, opts, args.rounds)
     report = {
         "command": " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])]),
-        "settings": {"n": args.n, "epochs": args.epochs, "rounds": args.rounds,
-                     "dtype": args.dtype, "architecture": "784-512-512-10"},
+        "settings": {
+            "n": args.n,
+            "epochs": args.epochs,
+            "rounds": args.rounds,
+            "dtype": args.dtype,
+            "architecture": "784-512-512-10",
+        },
         "environment": environment,
         "notes": notes,
         "tables": {},
     }
     for env_name in envs:
         gemm_rates = {
-            b: _median([r.get("samples_per_s")
-                        for r in results.get((env_name, "gemm", "-", b), [])])
+            b: _median(
+                [
+                    r.get("samples_per_s")
+                    for r in results.get((env_name, "gemm", "-", b), [])
+                ]
+            )
             for b in batch_sizes
         }
-        title = ("default allocator" if env_name == "default" else
-                 "glibc malloc thresholds raised: " +
-                 " ".join(f"{k}={v}" for k, v in MALLOC_ENV.items()))
-        print(f"\n== {title}; {args.dtype}, {args.n} samples x {args.epochs} "
-              f"epochs, medians of {args.rounds} rounds ==")
+        title = (
+            "default allocator"
+            if env_name == "default"
+            else "glibc malloc thresholds raised: "
+            + " ".join(f"{k}={v}" for k, v in MALLOC_ENV.items())
+        )
+        print(
+            f"\n== {title}; {args.dtype}, {args.n} samples x {args.epochs} "
+            f"epochs, medians of {args.rounds} rounds =="
+        )
         print(_table(summary, env_name, sides, opts, gemm_rates, batch_sizes))
         checks = _check_targets(summary, env_name, opts, batch_sizes)
         print("\n".join(checks))
@@ -319,17 +389,29 @@ def main(argv: list[str] | None = None) -> int:
             "title": title,
             "gemm_samples_per_s": gemm_rates,
             "cells": [
-                {"side": s, "opt": o, "batch": b, **cell,
-                 "rounds": results[(e, s, o, b)]}
-                for (e, s, o, b), cell in summary.items() if e == env_name
+                {
+                    "side": s,
+                    "opt": o,
+                    "batch": b,
+                    **cell,
+                    "rounds": results[(e, s, o, b)],
+                }
+                for (e, s, o, b), cell in summary.items()
+                if e == env_name
             ],
             "checks": checks,
         }
     print("\n== small model: 20 epochs of digits at batch 64 ==")
-    small_cmd = [sys.executable, "-m", "benchmarks.small",
-                 "--runs", "3" if args.quick else "7"]
-    small = subprocess.run(small_cmd, cwd=ROOT, env=base_env,
-                           capture_output=True, text=True)
+    small_cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.small",
+        "--runs",
+        "3" if args.quick else "7",
+    ]
+    small = subprocess.run(
+        small_cmd, cwd=ROOT, env=base_env, capture_output=True, text=True
+    )
     print(small.stdout.strip() or small.stderr.strip())
     report["small_model"] = small.stdout.strip().splitlines()
     print(f"\ntotal {time.perf_counter() - started:.0f} s")

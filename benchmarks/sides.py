@@ -144,7 +144,7 @@ def train_numpy(X, y, batch, opt, epochs):
     for epoch in range(epochs):
         order = _order(n, epoch)
         for start in range(0, n, batch):
-            idx = order[start:start + batch]
+            idx = order[start : start + batch]
             state, loss = step(state, X[idx], y[idx])
         rss.append(rss_bytes())
     final = state if opt == "sgd" else state[0]
@@ -180,7 +180,7 @@ def train_torch(X, y, batch, opt, epochs):
     for epoch in range(epochs):
         order = torch.from_numpy(_order(n, epoch))
         for start in range(0, n, batch):
-            idx = order[start:start + batch]
+            idx = order[start : start + batch]
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(Xt[idx]), yt[idx])
             loss.backward()
@@ -201,19 +201,34 @@ def train_sklearn(X, y, batch, opt, epochs):
     from sklearn.neural_network import MLPClassifier
 
     common = dict(
-        hidden_layer_sizes=HIDDEN, activation="relu", alpha=0.0,
-        batch_size=batch, max_iter=epochs, shuffle=True, random_state=0,
-        tol=0.0, n_iter_no_change=epochs + 1, early_stopping=False,
+        hidden_layer_sizes=HIDDEN,
+        activation="relu",
+        alpha=0.0,
+        batch_size=batch,
+        max_iter=epochs,
+        shuffle=True,
+        random_state=0,
+        tol=0.0,
+        n_iter_no_change=epochs + 1,
+        early_stopping=False,
     )
     if opt == "sgd":
         clf = MLPClassifier(
-            solver="sgd", learning_rate_init=SGD_LR, momentum=0.0,
-            nesterovs_momentum=False, learning_rate="constant", **common,
+            solver="sgd",
+            learning_rate_init=SGD_LR,
+            momentum=0.0,
+            nesterovs_momentum=False,
+            learning_rate="constant",
+            **common,
         )
     else:
         clf = MLPClassifier(
-            solver="adam", learning_rate_init=ADAM_LR, beta_1=BETA1,
-            beta_2=BETA2, epsilon=EPS, **common,
+            solver="adam",
+            learning_rate_init=ADAM_LR,
+            beta_1=BETA1,
+            beta_2=BETA2,
+            epsilon=EPS,
+            **common,
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -247,8 +262,14 @@ def gemm_rate(batch: int, n_features: int, dtype: str, seconds: float = 1.0) -> 
     dZ1, dZ2, dZ3 = r(batch, h1), r(batch, h2), r(batch, N_CLASSES)
 
     def products():
-        X @ W1; A1 @ W2; A2 @ W3  # noqa: E702
-        A2.T @ dZ3; dZ3 @ W3.T; A1.T @ dZ2; dZ2 @ W2.T; X.T @ dZ1  # noqa: E702
+        X @ W1
+        A1 @ W2
+        A2 @ W3  # noqa: E702
+        A2.T @ dZ3
+        dZ3 @ W3.T
+        A1.T @ dZ2
+        dZ2 @ W2.T
+        X.T @ dZ1  # noqa: E702
 
     for _ in range(10):
         products()

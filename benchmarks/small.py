@@ -44,7 +44,7 @@ def _numpy_seconds(X, y, epochs, batch):
     for epoch in range(epochs):
         order = np.random.default_rng([0, epoch]).permutation(len(X))
         for s in range(0, len(X), batch):
-            idx = order[s:s + batch]
+            idx = order[s : s + batch]
             Xb, yb = X[idx], y[idx]
             Z1 = Xb @ W1 + b1
             A1 = np.maximum(Z1, 0)
@@ -60,8 +60,9 @@ def _numpy_seconds(X, y, epochs, batch):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.small",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.small", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64)
@@ -70,11 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     X, y = funnet.datasets.load("digits")
     X = (X / 16.0).astype(np.float32)
     steps = args.epochs * -(-len(X) // args.batch)
-    result = {"samples": len(X), "epochs": args.epochs, "batch": args.batch,
-              "steps": steps}
+    result = {
+        "samples": len(X),
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "steps": steps,
+    }
     for opt in ("sgd", "adam"):
-        times = [_funnet_seconds(X, y, opt, args.epochs, args.batch)[0]
-                 for _ in range(args.runs)]
+        times = [
+            _funnet_seconds(X, y, opt, args.epochs, args.batch)[0]
+            for _ in range(args.runs)
+        ]
         result[f"funnet_{opt}_s"] = statistics.median(times)
     result["numpy_sgd_s"] = statistics.median(
         _numpy_seconds(X, y, args.epochs, args.batch) for _ in range(args.runs)
@@ -85,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     for opt in ("sgd", "adam"):
         t = result[f"funnet_{opt}_s"]
         ok = "ok  " if t < TARGET_S else "MISS"
-        print(f"{ok} funnet {opt}: {t:.3f} s for {args.epochs} epochs of digits "
-              f"at batch {args.batch} (target < {TARGET_S} s)")
+        print(
+            f"{ok} funnet {opt}: {t:.3f} s for {args.epochs} epochs of digits "
+            f"at batch {args.batch} (target < {TARGET_S} s)"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

@@ -129,7 +129,9 @@ def features(
     return _cast(a, target, name)
 
 
-def labels(y: Any, n_samples: int, n_classes: int | None, name: str = "y") -> np.ndarray:
+def labels(
+    y: Any, n_samples: int, n_classes: int | None, name: str = "y"
+) -> np.ndarray:
     """Check integer class labels: shape ``(n_samples,)``, values in ``[0, n_classes)``.
 
     Floats that are whole numbers (``1.0``) are accepted and converted.
@@ -149,7 +151,9 @@ def labels(y: Any, n_samples: int, n_classes: int | None, name: str = "y") -> np
         )
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
-            raise ValueError(f"{name} contains NaN or infinity; expected integer labels")
+            raise ValueError(
+                f"{name} contains NaN or infinity; expected integer labels"
+            )
         if not (a == np.round(a)).all():
             bad = a[a != np.round(a)][0]
             raise ValueError(
@@ -246,7 +250,9 @@ def loss_function(loss: Any, fn: str) -> None:
 
 
 def optimizer(opt: Any, fn: str) -> None:
-    if not (callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))):
+    if not (
+        callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))
+    ):
         raise TypeError(
             f"{fn}: optimizer must be a pair (init, update) such as "
             f"funnet.optimizers.adam(1e-3), got {opt!r}"

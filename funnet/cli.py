@@ -31,7 +31,15 @@ from typing import Any
 import numpy as np
 import toolz
 
-from funnet import __version__, _checks, checkpoint, datasets, losses, optimizers, schedules
+from funnet import (
+    __version__,
+    _checks,
+    checkpoint,
+    datasets,
+    losses,
+    optimizers,
+    schedules,
+)
 from funnet.models import init
 from funnet.training import (
     TrainingDiverged,
@@ -89,8 +97,13 @@ DEFAULT_OPTIMIZER = "adamw"
 # continued with --resume follows the same curve.
 DEFAULT_SCHEDULE = "cosine"
 DEFAULT_LEARNING_RATES = {
-    "sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.05,
-    "rmsprop": 0.003, "adam": 0.003, "adamw": 0.03,
+    "sgd": 0.1,
+    "momentum": 0.01,
+    "nesterov": 0.01,
+    "adagrad": 0.05,
+    "rmsprop": 0.003,
+    "adam": 0.003,
+    "adamw": 0.03,
 }
 DEFAULT_WEIGHT_DECAY = {"adamw": 0.5}
 _HYPER = {"adam": {"b2": 0.99}, "adamw": {"b2": 0.99}}
@@ -102,9 +115,7 @@ def _non_negative(text: str) -> float:
     except ValueError:
         value = float("nan")
     if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"expected a number >= 0, got {text!r}"
-        )
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
 
 
@@ -153,9 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="funnet",
         description="A functional, pure-array neural-network library on NumPy.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"funnet {__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"funnet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train = commands.add_parser(
         "train",
@@ -168,74 +177,103 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument(
-        "--data", default="digits",
+        "--data",
+        default="digits",
         help="a bundled data set (digits, breast_cancer) or a .npz/.csv file "
         "with features and an integer label column (default: digits)",
     )
     train.add_argument(
-        "--hidden", type=_hidden_sizes, default=[128],
+        "--hidden",
+        type=_hidden_sizes,
+        default=[128],
         help="hidden layer sizes, e.g. 128 or 128,64 (default: 128)",
     )
     train.add_argument(
-        "--activation", default="relu", choices=["relu", "tanh", "sigmoid"],
+        "--activation",
+        default="relu",
+        choices=["relu", "tanh", "sigmoid"],
         help="hidden activation (default: relu)",
     )
     train.add_argument(
-        "--optimizer", default=DEFAULT_OPTIMIZER, choices=optimizers.NAMES,
+        "--optimizer",
+        default=DEFAULT_OPTIMIZER,
+        choices=optimizers.NAMES,
         help=f"the update rule (default: {DEFAULT_OPTIMIZER})",
     )
     train.add_argument(
-        "--lr", type=_positive(float), default=None,
+        "--lr",
+        type=_positive(float),
+        default=None,
         help="base learning rate (default: "
-        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items()) + ")",
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
+        + ")",
     )
     train.add_argument(
-        "--lr-schedule", default=DEFAULT_SCHEDULE, metavar="SCHEDULE",
+        "--lr-schedule",
+        default=DEFAULT_SCHEDULE,
+        metavar="SCHEDULE",
         help="how the learning rate changes over the run, e.g. cosine, "
         "step:10:0.5 or warmup:5+cosine; see SCHEDULES below "
         f"(default: {DEFAULT_SCHEDULE})",
     )
     train.add_argument(
-        "--weight-decay", type=_non_negative, default=None, metavar="WD",
+        "--weight-decay",
+        type=_non_negative,
+        default=None,
+        metavar="WD",
         help="decoupled weight decay: each step also subtracts lr*WD*W from the "
         "weight matrices, biases excluded (default: 0.5 with adamw, else 0)",
     )
     train.add_argument(
-        "--clip-norm", type=_positive(float), default=None, metavar="C",
+        "--clip-norm",
+        type=_positive(float),
+        default=None,
+        metavar="C",
         help="scale the gradients down when their global norm exceeds C "
         "(default: no clipping)",
     )
     train.add_argument(
-        "--epochs", type=_positive(int), default=30,
+        "--epochs",
+        type=_positive(int),
+        default=30,
         help="passes over the training data (default: 30)",
     )
     train.add_argument(
-        "--batch-size", type=_positive(int), default=32,
+        "--batch-size",
+        type=_positive(int),
+        default=32,
         help="samples per mini-batch (default: 32)",
     )
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument(
-        "--dtype", choices=["float32", "float64"], default="float32",
+        "--dtype",
+        choices=["float32", "float64"],
+        default="float32",
         help="floating-point precision (default: float32)",
     )
     train.add_argument(
-        "--test-size", type=float, default=0.2,
+        "--test-size",
+        type=float,
+        default=0.2,
         help="share of the data held out for the final test (default: 0.2)",
     )
     train.add_argument(
-        "--save", metavar="PATH",
+        "--save",
+        metavar="PATH",
         help="write a checkpoint to PATH (.npz) after every epoch and at the "
         "end; its params are the arrays W1, b1, ...; --resume continues it",
     )
     train.add_argument(
-        "--resume", metavar="PATH",
+        "--resume",
+        metavar="PATH",
         help="continue the run saved in the checkpoint PATH; the network, "
         "data and training options come from it, --epochs is the total, and "
         "the checkpoint is updated as training goes on unless --save names "
         "another file",
     )
     train.add_argument(
-        "--json", action="store_true",
+        "--json",
+        action="store_true",
         help="end with one JSON line of results instead of the plain summary",
     )
     return parser
@@ -324,9 +362,7 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
                 f"{args.lr_schedule!r} over {args.epochs} epochs",
                 file=sys.stderr,
             )
-        args = argparse.Namespace(
-            **{**vars(args), "schedule_epochs": args.epochs}
-        )
+        args = argparse.Namespace(**{**vars(args), "schedule_epochs": args.epochs})
     name, X, y = _load(args.data)
     dtype = np.dtype(args.dtype)
     # Check the file's contents before the split, so that messages point at
@@ -372,8 +408,12 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     binary = n_classes == 2
     loss = losses.binary_cross_entropy if binary else losses.softmax_cross_entropy
     network = checkpoint.mlp_config(
-        X.shape[1], args.hidden, 1 if binary else n_classes, args.activation,
-        "binary_cross_entropy" if binary else "softmax_cross_entropy", dtype,
+        X.shape[1],
+        args.hidden,
+        1 if binary else n_classes,
+        args.activation,
+        "binary_cross_entropy" if binary else "softmax_cross_entropy",
+        dtype,
     )
     if ckpt is not None and ckpt.config.get("network") != network:
         raise ValueError(
@@ -410,9 +450,7 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
         "training": {"options": _as_json(_run_options(args)), "epochs": args.epochs},
         "data": {
             "sha256": _fingerprint(X, y),
-            "standardizer": {
-                "mean": scale.mean.tolist(), "std": scale.std.tolist()
-            },
+            "standardizer": {"mean": scale.mean.tolist(), "std": scale.std.tolist()},
         },
     }
     steps_per_epoch = math.ceil(len(X_fit) / args.batch_size)
@@ -549,7 +587,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         where = (
             f"; the checkpoint {args.save} holds the last finished epoch, "
-            f"continue with --resume {args.save}" if args.save else ""
+            f"continue with --resume {args.save}"
+            if args.save
+            else ""
         )
         print(f"funnet: interrupted{where}", file=sys.stderr)
         return 130

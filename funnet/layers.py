@@ -175,7 +175,11 @@ def dense(
         return backward_params(params, X, dZ), dZ @ params["W"].T
 
     return Layer(
-        init, forward, backward, f"dense({n_out})", ("W", "b"),
+        init,
+        forward,
+        backward,
+        f"dense({n_out})",
+        ("W", "b"),
         backward_params=backward_params,
     )
 
@@ -263,9 +267,7 @@ def dropout(drop_prob: float) -> Layer:
     count, so runs are reproducible and resumable.
     """
     if not 0.0 <= drop_prob < 1.0:
-        raise ValueError(
-            f"dropout: drop_prob must be in [0, 1), got {drop_prob!r}"
-        )
+        raise ValueError(f"dropout: drop_prob must be in [0, 1), got {drop_prob!r}")
     keep = 1.0 - drop_prob
 
     def forward(params, X, *, rng=None, training=False):
@@ -283,7 +285,10 @@ def dropout(drop_prob: float) -> Layer:
         return {}, dY if mask is None else dY * mask
 
     return Layer(
-        _no_params, forward, backward, f"dropout({drop_prob})",
+        _no_params,
+        forward,
+        backward,
+        f"dropout({drop_prob})",
         needs=frozenset({"rng", "training"}),
     )
 
@@ -429,6 +434,12 @@ def serial(*layers: Layer) -> Layer:
     label = "serial(" + ", ".join(layer.name for layer in layers) + ")"
     flat_state = tuple(f for m in state_names for f in m.values())
     return Layer(
-        init, forward, backward, label, flat_names, needs, flat_state,
+        init,
+        forward,
+        backward,
+        label,
+        flat_names,
+        needs,
+        flat_state,
         backward_params,
     )

@@ -74,9 +74,7 @@ def _dtype(dtype: Any) -> np.dtype:
         dt = None
     # Compare with ``is None`` first: np.dtype("float64") == None is True.
     if dt is None or dt not in DTYPES:
-        raise TypeError(
-            f"dtype must be float32 or float64, got {dtype!r}"
-        )
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
     return dt
 
 

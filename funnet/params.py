@@ -46,8 +46,10 @@ def _is_locked(array: np.ndarray) -> bool:
     """True for a view that :func:`_lock` made (its owner is read-only)."""
     base = array.base
     return (
-        type(base) is np.ndarray and base.base is None
-        and not base.flags.writeable and not array.flags.writeable
+        type(base) is np.ndarray
+        and base.base is None
+        and not base.flags.writeable
+        and not array.flags.writeable
     )
 
 
@@ -161,9 +163,7 @@ class Params(Mapping[str, np.ndarray]):
         return (Params, ({k: np.asarray(v) for k, v in self._data.items()},))
 
     def __repr__(self) -> str:
-        parts = (
-            f"{k}={v.dtype}{tuple(v.shape)}" for k, v in self._data.items()
-        )
+        parts = (f"{k}={v.dtype}{tuple(v.shape)}" for k, v in self._data.items())
         return f"Params({', '.join(parts)})"
 
     def __eq__(self, other: object) -> bool:

@@ -57,6 +57,7 @@ __all__ = [
     "evaluate",
 ]
 
+
 class Batch(tuple):
     """A mini-batch ``(X, y)`` that remembers the epoch it belongs to.
 
@@ -165,7 +166,9 @@ def value_and_grad(net: Layer, loss: Loss) -> Callable[..., tuple[Any, Params]]:
     return value_and_grad_fn
 
 
-def _sgd_step(net: Layer, loss: Loss, learning_rate: float, params: Params, batch: Batch) -> Params:
+def _sgd_step(
+    net: Layer, loss: Loss, learning_rate: float, params: Params, batch: Batch
+) -> Params:
     X, y = batch
     Y, cache, _ = _forward(net, params, X)
     _, dY = loss(Y, y)
@@ -200,8 +203,12 @@ def gradient_descent(
 
 
 def _train_step(
-    net: Layer, loss: Loss, optimizer: Optimizer, entropy: int,
-    state: TrainState, batch: Batch,
+    net: Layer,
+    loss: Loss,
+    optimizer: Optimizer,
+    entropy: int,
+    state: TrainState,
+    batch: Batch,
 ) -> TrainState:
     X, y = batch
     params = state.params
@@ -301,7 +308,10 @@ def _diverged(guard: _Guard, count: int, epoch, reason: str, cause=None):
         f"training diverged at {where}: {reason}. The last finite state, "
         f"after step {_step_number(good, good_count)}, is kept in the "
         f"exception's .state; try a smaller learning rate",
-        good, step, epoch, reason,
+        good,
+        step,
+        epoch,
+        reason,
     ) from cause
 
 
@@ -384,14 +394,21 @@ def fit(
         )
     if guard.count % check_every and not _is_finite(guard.state):
         _diverged(
-            guard._replace(state=guard.previous[0][0], count=guard.count - 1,
-                           previous=guard.previous[1:]),
-            guard.count, guard.epoch, "the params became NaN or infinite",
+            guard._replace(
+                state=guard.previous[0][0],
+                count=guard.count - 1,
+                previous=guard.previous[1:],
+            ),
+            guard.count,
+            guard.epoch,
+            "the params became NaN or infinite",
         )
     return guard.state
 
 
-def trajectory(step: Callable[[Any, Batch], Any], batches: Iterable[Batch], state: Any) -> Iterator[Any]:
+def trajectory(
+    step: Callable[[Any, Batch], Any], batches: Iterable[Batch], state: Any
+) -> Iterator[Any]:
     """Every state of training, lazily: ``state``, then one per batch.
 
     This is ``toolz.accumulate(step, batches, state)``; nothing is computed
@@ -433,11 +450,13 @@ def _check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 def _epoch(X, y, batch_size: int, entropy: int, epoch: int) -> Iterator[Batch]:
     order = generator(entropy, epoch).permutation(len(X))
     for start in range(0, len(X), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         yield Batch(X[idx], y[idx], epoch)
 
 
-def epoch_batches(X: np.ndarray, y: np.ndarray, batch_size: int, seed: Seed, epoch: int) -> Iterator[Batch]:
+def epoch_batches(
+    X: np.ndarray, y: np.ndarray, batch_size: int, seed: Seed, epoch: int
+) -> Iterator[Batch]:
     """The mini-batches of one epoch, in a shuffled order.
 
     The order is a permutation drawn from ``seed`` and ``epoch`` alone, so

@@ -34,21 +34,31 @@ def test_train_prints_one_line_per_epoch_then_the_test_accuracy():
     assert len(epochs) == 3
     for i, line in enumerate(epochs, 1):
         parts = line.split()
-        assert parts[1] == str(i) and "train loss" in line and "validation accuracy" in line
+        assert (
+            parts[1] == str(i)
+            and "train loss" in line
+            and "validation accuracy" in line
+        )
         assert parts[-1].endswith("s")
     assert lines[-1].startswith("test accuracy")
 
 
 def test_json_makes_the_last_line_a_result_object():
-    code, out, _ = run("train", "--epochs", "2", "--hidden", "8", "--json", "--seed", "3")
+    code, out, _ = run(
+        "train", "--epochs", "2", "--hidden", "8", "--json", "--seed", "3"
+    )
     result = json.loads(out.strip().splitlines()[-1])
     assert code == 0
-    assert result["dataset"] == "digits" and result["epochs"] == 2 and result["seed"] == 3
+    assert (
+        result["dataset"] == "digits" and result["epochs"] == 2 and result["seed"] == 3
+    )
     assert 0.0 <= result["test_accuracy"] <= 1.0 and result["seconds"] >= 0
 
 
 def test_the_same_seed_prints_the_same_numbers():
-    strip = lambda out: [l.rsplit(" ", 1)[0] for l in out.splitlines() if l.startswith("epoch")]
+    strip = lambda out: [
+        l.rsplit(" ", 1)[0] for l in out.splitlines() if l.startswith("epoch")
+    ]
     a = run("train", "--epochs", "2", "--seed", "7")[1]
     b = run("train", "--epochs", "2", "--seed", "7")[1]
     c = run("train", "--epochs", "2", "--seed", "8")[1]
@@ -70,7 +80,9 @@ def test_a_data_file_can_be_trained_on(tmp_path):
     X = rng.normal(size=(120, 3))
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
     np.savez(tmp_path / "mine.npz", X=X, y=y)
-    code, out, _ = run("train", "--data", str(tmp_path / "mine.npz"), "--epochs", "3", "--json")
+    code, out, _ = run(
+        "train", "--data", str(tmp_path / "mine.npz"), "--epochs", "3", "--json"
+    )
     assert code == 0
     assert json.loads(out.splitlines()[-1])["dataset"] == "mine.npz"
 
@@ -87,8 +99,16 @@ def test_a_data_file_can_be_trained_on(tmp_path):
         (["--epochs", "0"], "expected a positive int"),
         (["--dtype", "float16"], "invalid choice"),
     ],
-    ids=["unknown-data", "bad-hidden", "negative-lr", "infinite-lr", "empty-hidden",
-         "missing-save-directory", "zero-epochs", "bad-dtype"],
+    ids=[
+        "unknown-data",
+        "bad-hidden",
+        "negative-lr",
+        "infinite-lr",
+        "empty-hidden",
+        "missing-save-directory",
+        "zero-epochs",
+        "bad-dtype",
+    ],
 )
 def test_bad_options_exit_with_a_message_not_a_trace(args, message):
     code, out, err = run("train", *args)
@@ -99,8 +119,20 @@ def test_bad_options_exit_with_a_message_not_a_trace(args, message):
 
 def test_python_dash_m_funnet_runs_the_same_command():
     proc = subprocess.run(
-        [sys.executable, "-m", "funnet", "train", "--epochs", "1", "--hidden", "4", "--json"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "funnet",
+            "train",
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(proc.stdout.splitlines()[-1])["epochs"] == 1
 
@@ -116,7 +148,9 @@ def test_data_file_errors_point_at_the_file_rows(tmp_path):
 def test_a_closed_pipe_ends_the_command_quietly():
     proc = subprocess.run(
         f"{sys.executable} -m funnet train --epochs 3 | head -1",
-        shell=True, capture_output=True, text=True,
+        shell=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.stdout.startswith("funnet: digits")
     assert proc.stderr == ""

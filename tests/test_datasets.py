@@ -21,7 +21,10 @@ def test_breast_cancer_has_569_samples_of_30_features_and_two_classes():
 
 
 def test_unknown_data_set_names_the_known_ones():
-    with pytest.raises(ValueError, match="unknown data set 'mnist'; expected one of \\['digits', 'breast_cancer'\\]"):
+    with pytest.raises(
+        ValueError,
+        match="unknown data set 'mnist'; expected one of \\['digits', 'breast_cancer'\\]",
+    ):
         datasets.load("mnist")
 
 
@@ -60,8 +63,9 @@ def test_npz_and_csv_files_load(tmp_path):
     np.savez(tmp_path / "d.npz", X=X, y=y)
     X2, y2 = datasets.load_file(tmp_path / "d.npz")
     np.testing.assert_array_equal(X2, X) and np.testing.assert_array_equal(y2, y)
-    (tmp_path / "d.csv").write_text("a,b,c,label\n" + "".join(
-        f"{r[0]},{r[1]},{r[2]},{t}\n" for r, t in zip(X, y)))
+    (tmp_path / "d.csv").write_text(
+        "a,b,c,label\n" + "".join(f"{r[0]},{r[1]},{r[2]},{t}\n" for r, t in zip(X, y))
+    )
     X3, y3 = datasets.load_file(tmp_path / "d.csv")
     np.testing.assert_array_equal(X3, X)
     assert y3.dtype == np.int64 and list(y3) == list(y)
@@ -87,7 +91,9 @@ def test_bad_files_get_clear_errors(tmp_path):
 
 
 def test_standardizing_data_of_another_width_is_refused():
-    with pytest.raises(ValueError, match=r"X has shape \(2, 3\); expected \(samples, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"X has shape \(2, 3\); expected \(samples, 4\)"
+    ):
         datasets.standardize(np.ones((5, 4)), np.ones((2, 3)))
     with pytest.raises(ValueError, match="must be 2-D"):
         datasets.Standardizer.fit(np.ones(5))

@@ -138,7 +138,8 @@ def test_divergence_is_reported_once_without_numpy_warnings():
     # The suite turns warnings into errors: an overflow warning escaping fit
     # would fail this test before TrainingDiverged is raised.
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(32, 4)); y = (X[:, 0] > 0) * 1
+    X = rng.normal(size=(32, 4))
+    y = (X[:, 0] > 0) * 1
     net = funnet.mlp([8], n_outputs=2)
     opt = funnet.sgd(1e6)
     step = funnet.make_step(net, funnet.softmax_cross_entropy, opt)

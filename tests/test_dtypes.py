@@ -61,11 +61,13 @@ class _Watched(np.ndarray):
             )
         result = getattr(ufunc, method)(*plain, **kwargs)
         outs = result if isinstance(result, tuple) else (result,)
-        _Watched.log.append((
-            f"{ufunc.__name__}.{method}",
-            [_dtype_of(i) for i in plain],
-            [_dtype_of(o) for o in outs],
-        ))
+        _Watched.log.append(
+            (
+                f"{ufunc.__name__}.{method}",
+                [_dtype_of(i) for i in plain],
+                [_dtype_of(o) for o in outs],
+            )
+        )
         wrapped = tuple(
             o.view(_Watched) if isinstance(o, np.ndarray) else o for o in outs
         )

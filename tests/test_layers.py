@@ -164,9 +164,7 @@ def test_dropout_in_prediction_mode_is_the_identity(X, drop):
 
 
 @given(X=features(sizes(1, 8), sizes(1, 8)), seed=st.integers(0, 100))
-def test_dropout_in_training_scales_kept_units_and_backward_uses_the_same_mask(
-    X, seed
-):
+def test_dropout_in_training_scales_kept_units_and_backward_uses_the_same_mask(X, seed):
     layer = dropout(0.25)
     Y, mask = layer.forward({}, X, rng=np.random.default_rng(seed), training=True)
     kept = mask != 0
@@ -193,8 +191,14 @@ def test_serial_names_params_flat_and_in_order():
         (lambda: serial(relu), TypeError, r"argument 0 must be a Layer"),
         (lambda: layers.activation("gelu"), ValueError, r"unknown activation 'gelu'"),
     ],
-    ids=["dense_zero", "dense_float", "dropout_one", "serial_empty", "serial_uncalled",
-         "unknown_activation"],
+    ids=[
+        "dense_zero",
+        "dense_float",
+        "dropout_one",
+        "serial_empty",
+        "serial_uncalled",
+        "unknown_activation",
+    ],
 )
 def test_bad_layer_arguments_raise_with_a_message_naming_them(call, error, message):
     with pytest.raises(error, match=message):

@@ -49,8 +49,10 @@ def loss_cases(draw, kind, dtype=np.float64, n_samples=sizes(1, 6)):
         return binary_cross_entropy, Z, draw(binary_targets(n, m, dtype, what))
     k = draw(sizes(1, 5))
     if kind == "mse":
-        return mean_squared_error, draw(logits(n, k, dtype)), draw(
-            features(n, k, dtype)
+        return (
+            mean_squared_error,
+            draw(logits(n, k, dtype)),
+            draw(features(n, k, dtype)),
         )
     Z = draw(logits(n, k, dtype))
     if kind == "ce_labels":
@@ -102,9 +104,7 @@ def test_log_softmax_is_invariant_to_adding_a_constant_to_a_row(Z, shift):
 
 @pytest.mark.parametrize("kind", CE_KINDS)
 @given(data=st.data())
-def test_cross_entropy_is_non_negative_and_minus_log_softmax_of_the_truth(
-    kind, data
-):
+def test_cross_entropy_is_non_negative_and_minus_log_softmax_of_the_truth(kind, data):
     _, Z, T = data.draw(loss_cases(kind, data.draw(dtypes())))
     assert_cross_entropy_is_log_softmax(softmax_cross_entropy, Z, T)
 
@@ -129,9 +129,7 @@ def test_bce_with_labels_equals_cross_entropy_of_logits_zero_and_z(z, y):
 
 @pytest.mark.parametrize("kind", CE_KINDS)
 @given(data=st.data())
-def test_softmax_cross_entropy_gradient_is_p_minus_y_over_the_batch_size(
-    kind, data
-):
+def test_softmax_cross_entropy_gradient_is_p_minus_y_over_the_batch_size(kind, data):
     _, Z, T = data.draw(loss_cases(kind, data.draw(dtypes())))
     assert_softmax_ce_grad_is_p_minus_y(softmax_cross_entropy, Z, T)
 
@@ -206,18 +204,32 @@ def test_perfect_one_hot_prediction_has_zero_cross_entropy_and_gradient():
     "call, message",
     [
         (lambda: softmax_cross_entropy(np.ones(3), np.array([0])), r"2-D array"),
-        (lambda: softmax_cross_entropy(np.ones((2, 3)), np.array([0, 3])),
-         r"label 3 is out of range; expected integers in \[0, 3\)"),
-        (lambda: softmax_cross_entropy(np.ones((2, 3)), np.array([0])),
-         r"1 labels for 2 samples"),
-        (lambda: binary_cross_entropy(np.ones((2, 2)), np.ones((2, 3))),
-         r"targets have shape \(2, 3\), expected \(2, 2\)"),
-        (lambda: mean_squared_error(np.ones((2, 2)), np.ones(2)),
-         r"targets have shape \(2,\), expected \(2, 2\)"),
+        (
+            lambda: softmax_cross_entropy(np.ones((2, 3)), np.array([0, 3])),
+            r"label 3 is out of range; expected integers in \[0, 3\)",
+        ),
+        (
+            lambda: softmax_cross_entropy(np.ones((2, 3)), np.array([0])),
+            r"1 labels for 2 samples",
+        ),
+        (
+            lambda: binary_cross_entropy(np.ones((2, 2)), np.ones((2, 3))),
+            r"targets have shape \(2, 3\), expected \(2, 2\)",
+        ),
+        (
+            lambda: mean_squared_error(np.ones((2, 2)), np.ones(2)),
+            r"targets have shape \(2,\), expected \(2, 2\)",
+        ),
         (lambda: losses.get("hinge"), r"unknown loss 'hinge'"),
     ],
-    ids=["ce_1d", "ce_label_range", "ce_label_count", "bce_shape", "mse_shape",
-         "unknown_name"],
+    ids=[
+        "ce_1d",
+        "ce_label_range",
+        "ce_label_count",
+        "bce_shape",
+        "mse_shape",
+        "unknown_name",
+    ],
 )
 def test_bad_loss_arguments_raise_with_a_message_naming_them(call, message):
     with pytest.raises(ValueError, match=message):
@@ -227,19 +239,44 @@ def test_bad_loss_arguments_raise_with_a_message_naming_them(call, message):
 @pytest.mark.parametrize(
     "loss, logits, targets, message",
     [
-        (losses.binary_cross_entropy, np.zeros((3, 1)), np.full(3, 2.0),
-         r"binary_cross_entropy: targets must be probabilities in \[0, 1\].*got the value 2.0"),
-        (losses.binary_cross_entropy, np.zeros((3, 1)), np.array([0, 1, -1]),
-         "got the value -1"),
-        (losses.softmax_cross_entropy, np.zeros((2, 3)),
-         np.array([[np.nan, 1.0, 0.0], [1.0, 0.0, 0.0]]), "got the value nan"),
-        (losses.softmax_cross_entropy, np.zeros((2, 3)),
-         np.array([[-0.5, 1.5, 0.0], [1.0, 0.0, 0.0]]), "got the value -0.5"),
-        (losses.mean_squared_error, np.zeros((2, 1)), np.array([1.0, np.inf]),
-         "targets contain NaN or infinity"),
+        (
+            losses.binary_cross_entropy,
+            np.zeros((3, 1)),
+            np.full(3, 2.0),
+            r"binary_cross_entropy: targets must be probabilities in \[0, 1\].*got the value 2.0",
+        ),
+        (
+            losses.binary_cross_entropy,
+            np.zeros((3, 1)),
+            np.array([0, 1, -1]),
+            "got the value -1",
+        ),
+        (
+            losses.softmax_cross_entropy,
+            np.zeros((2, 3)),
+            np.array([[np.nan, 1.0, 0.0], [1.0, 0.0, 0.0]]),
+            "got the value nan",
+        ),
+        (
+            losses.softmax_cross_entropy,
+            np.zeros((2, 3)),
+            np.array([[-0.5, 1.5, 0.0], [1.0, 0.0, 0.0]]),
+            "got the value -0.5",
+        ),
+        (
+            losses.mean_squared_error,
+            np.zeros((2, 1)),
+            np.array([1.0, np.inf]),
+            "targets contain NaN or infinity",
+        ),
     ],
-    ids=["bce-above-one", "bce-negative-label", "ce-nan-row", "ce-negative-row",
-         "mse-infinite"],
+    ids=[
+        "bce-above-one",
+        "bce-negative-label",
+        "ce-nan-row",
+        "ce-negative-row",
+        "mse-infinite",
+    ],
 )
 def test_targets_outside_their_domain_are_refused(loss, logits, targets, message):
     with pytest.raises(ValueError, match=message):

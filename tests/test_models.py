@@ -87,27 +87,69 @@ def test_nested_serials_keep_keys_unique():
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype=np.int32), TypeError,
-         "dtype must be float32 or float64"),
-        (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype="foo"), TypeError,
-         "dtype must be float32 or float64, got 'foo'"),
-        (lambda: funnet.init(funnet.mlp([4], 2), 3, dtype=None), TypeError,
-         "dtype must be float32 or float64, got None"),
-        (lambda: funnet.init(funnet.mlp([4], 2), 0), ValueError,
-         "n_features must be at least 1, got 0"),
-        (lambda: funnet.init(funnet.mlp([4], 2), 3, seed=-1), ValueError,
-         "non-negative"),
-        (lambda: funnet.init(funnet.mlp([4], 2), 3, seed=1.5), TypeError,
-         "seed must be an int or a numpy.random.Generator"),
+        (
+            lambda: funnet.init(funnet.mlp([4], 2), 3, dtype=np.int32),
+            TypeError,
+            "dtype must be float32 or float64",
+        ),
+        (
+            lambda: funnet.init(funnet.mlp([4], 2), 3, dtype="foo"),
+            TypeError,
+            "dtype must be float32 or float64, got 'foo'",
+        ),
+        (
+            lambda: funnet.init(funnet.mlp([4], 2), 3, dtype=None),
+            TypeError,
+            "dtype must be float32 or float64, got None",
+        ),
+        (
+            lambda: funnet.init(funnet.mlp([4], 2), 0),
+            ValueError,
+            "n_features must be at least 1, got 0",
+        ),
+        (
+            lambda: funnet.init(funnet.mlp([4], 2), 3, seed=-1),
+            ValueError,
+            "non-negative",
+        ),
+        (
+            lambda: funnet.init(funnet.mlp([4], 2), 3, seed=1.5),
+            TypeError,
+            "seed must be an int or a numpy.random.Generator",
+        ),
         (lambda: funnet.init("mlp", 3), TypeError, "net must be a funnet Layer"),
         (lambda: serial(dense(2), relu), TypeError, "argument 1 must be a Layer"),
         (lambda: dense(0), ValueError, "n_out must be at least 1"),
-        (lambda: funnet.mlp([4], 2, "swish"), ValueError, "activation_name must be one of"),
-        (lambda: funnet.mlp([4], 2, "softmax"), ValueError, "for hidden layers, got 'softmax'"),
-        (lambda: funnet.mlp("128", 10), TypeError, "hidden_sizes must be a list of ints"),
+        (
+            lambda: funnet.mlp([4], 2, "swish"),
+            ValueError,
+            "activation_name must be one of",
+        ),
+        (
+            lambda: funnet.mlp([4], 2, "softmax"),
+            ValueError,
+            "for hidden layers, got 'softmax'",
+        ),
+        (
+            lambda: funnet.mlp("128", 10),
+            TypeError,
+            "hidden_sizes must be a list of ints",
+        ),
     ],
-    ids=["int-dtype", "unknown-dtype", "none-dtype", "no-features", "negative-seed", "float-seed", "not-a-layer",
-         "uncalled-layer", "zero-units", "unknown-activation", "softmax-hidden", "string-sizes"],
+    ids=[
+        "int-dtype",
+        "unknown-dtype",
+        "none-dtype",
+        "no-features",
+        "negative-seed",
+        "float-seed",
+        "not-a-layer",
+        "uncalled-layer",
+        "zero-units",
+        "unknown-activation",
+        "softmax-hidden",
+        "string-sizes",
+    ],
 )
 def test_bad_construction_arguments_get_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
@@ -117,10 +159,17 @@ def test_bad_construction_arguments_get_clear_errors(call, error, message):
 @pytest.mark.parametrize(
     "X, message",
     [
-        (np.ones(3), "X must be 2-D \\(samples, features\\), got float64 array of shape \\(3,\\); for one sample"),
+        (
+            np.ones(3),
+            r"X must be 2-D \(samples, features\), got float64 array of shape "
+            r"\(3,\); for one sample",
+        ),
         (np.ones((2, 4)), "X has 4 features but params\\['W1'\\] has shape \\(3, 4\\)"),
         (np.ones((0, 3)), "X has no rows"),
-        (np.array([[1.0, np.nan, 0.0]]), "X contains NaN or infinity \\(first at row 0, column 1"),
+        (
+            np.array([[1.0, np.nan, 0.0]]),
+            "X contains NaN or infinity \\(first at row 0, column 1",
+        ),
         (np.array([["a", "b", "c"]]), "X must hold real numbers"),
     ],
     ids=["1-d", "wrong-width", "empty", "nan", "strings"],
@@ -145,9 +194,13 @@ def test_predict_names_params_that_do_not_fit_the_network():
     net = funnet.mlp([8], 3)
     params = funnet.init(net, 4)
     with pytest.raises(KeyError, match=r"params lack \['b1'\]"):
-        funnet.predict(net, {k: v for k, v in params.items() if k != "b1"}, np.ones((2, 4)))
+        funnet.predict(
+            net, {k: v for k, v in params.items() if k != "b1"}, np.ones((2, 4))
+        )
     bent = funnet.params.assoc(params, "W2", np.zeros((8, 5)))
-    with pytest.raises(ValueError, match=r"params with shapes .*W2\(8, 5\), b2\(3,\) do not fit"):
+    with pytest.raises(
+        ValueError, match=r"params with shapes .*W2\(8, 5\), b2\(3,\) do not fit"
+    ):
         funnet.predict(net, bent, np.ones((2, 4)))
 
 
@@ -161,17 +214,29 @@ def test_predict_refuses_inputs_that_overflow_instead_of_warning():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda net, loss: funnet.gradient_descent(loss, net, 0.1),
-         "gradient_descent: net must be a funnet Layer"),
-        (lambda net, loss: funnet.make_step(net, loss, 0.1),
-         "make_step: optimizer must be a pair \\(init, update\\)"),
-        (lambda net, loss: funnet.value_and_grad(net, net),
-         "value_and_grad: loss must be a function"),
-        (lambda net, loss: funnet.init_train_state(funnet.init(net, 2), 0.1),
-         "init_train_state: optimizer must be a pair"),
+        (
+            lambda net, loss: funnet.gradient_descent(loss, net, 0.1),
+            "gradient_descent: net must be a funnet Layer",
+        ),
+        (
+            lambda net, loss: funnet.make_step(net, loss, 0.1),
+            "make_step: optimizer must be a pair \\(init, update\\)",
+        ),
+        (
+            lambda net, loss: funnet.value_and_grad(net, net),
+            "value_and_grad: loss must be a function",
+        ),
+        (
+            lambda net, loss: funnet.init_train_state(funnet.init(net, 2), 0.1),
+            "init_train_state: optimizer must be a pair",
+        ),
     ],
-    ids=["swapped-net-and-loss", "number-for-optimizer", "layer-for-loss",
-         "number-for-optimizer-state"],
+    ids=[
+        "swapped-net-and-loss",
+        "number-for-optimizer",
+        "layer-for-loss",
+        "number-for-optimizer-state",
+    ],
 )
 def test_arguments_in_the_wrong_place_get_type_errors(call, message):
     with pytest.raises(TypeError, match=message):

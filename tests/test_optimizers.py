@@ -198,7 +198,9 @@ def test_weight_decay_leaves_biases_alone_by_default_and_follows_a_mask():
     g = _split(np.ones(6))
     u, state = weight_decay(0.5).update(g, weight_decay(0.5).init(p), p)
     np.testing.assert_allclose(u["W"], 1 - 0.5 * p["W"])
-    assert np.shares_memory(u["b"], g["b"]) and state == optimizers.ScheduleState(1, 0.5)
+    assert np.shares_memory(u["b"], g["b"]) and state == optimizers.ScheduleState(
+        1, 0.5
+    )
     only_b = weight_decay(0.5, mask={"b": True})
     u, _ = only_b.update(g, only_b.init(p), p)
     assert np.shares_memory(u["W"], g["W"])
@@ -648,14 +650,19 @@ def test_adam_gives_the_same_steps_for_arrays_in_fortran_order():
 
 @pytest.mark.parametrize(
     "learning_rate, shown",
-    [(schedules.constant(-1.0), "-1.0"), (lambda t: float("nan"), "nan"),
-     (lambda t: 0.1 if t < 2 else float("inf"), "inf")],
+    [
+        (schedules.constant(-1.0), "-1.0"),
+        (lambda t: float("nan"), "nan"),
+        (lambda t: 0.1 if t < 2 else float("inf"), "inf"),
+    ],
     ids=["negative", "nan", "inf-later"],
 )
 def test_a_schedule_that_gives_a_bad_learning_rate_is_refused(learning_rate, shown):
     params = Params(W=np.ones((2, 2)))
     opt = optimizers.adam(learning_rate)
-    with pytest.raises(ValueError, match=f"adam: the learning_rate schedule .* gave {shown} at step"):
+    with pytest.raises(
+        ValueError, match=f"adam: the learning_rate schedule .* gave {shown} at step"
+    ):
         state = opt.init(params)
         for _ in range(4):
             _, state = opt.update(params, state, params)

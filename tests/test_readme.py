@@ -45,6 +45,6 @@ def test_every_other_readme_example_runs():
 
 def test_the_readme_starts_with_the_install_and_test_commands():
     lines = README.read_text().splitlines()
-    block = lines[lines.index("```bash") + 1: lines.index("```bash") + 3]
+    block = lines[lines.index("```bash") + 1 : lines.index("```bash") + 3]
     assert "pip install ." in block[0] and block[0].endswith("funnet train")
     assert block[1].endswith("python -m pytest")

@@ -127,9 +127,20 @@ sys.exit(0 if cli.main(sys.argv[2:]) == 130 else 1)
 def _train_interrupted(tmp_path, after_epochs, *args):
     """``funnet train`` stopped like Ctrl-C right after epoch ``after_epochs``'s save."""
     done = _python(
-        "-c", INTERRUPT_SCRIPT, str(after_epochs), "train", "--data",
-        "breast_cancer", "--hidden", "8", "--batch-size", "40", "--seed", "5",
-        *args, cwd=tmp_path,
+        "-c",
+        INTERRUPT_SCRIPT,
+        str(after_epochs),
+        "train",
+        "--data",
+        "breast_cancer",
+        "--hidden",
+        "8",
+        "--batch-size",
+        "40",
+        "--seed",
+        "5",
+        *args,
+        cwd=tmp_path,
     )
     assert "funnet: interrupted" in done.stderr
     return done
@@ -196,12 +207,16 @@ def test_an_extended_run_stretches_its_schedule_and_says_so(tmp_path):
     _train(tmp_path, "--epochs", "2", "--save", "run.npz")
     saved = checkpoint.load(tmp_path / "run.npz").config["training"]["options"]
     assert saved["schedule_epochs"] == 2 and saved["lr_schedule"] == "cosine"
-    done = _train(tmp_path, "--resume", "run.npz", "--epochs", "3", "--save", "more.npz")
+    done = _train(
+        tmp_path, "--resume", "run.npz", "--epochs", "3", "--save", "more.npz"
+    )
     assert "stretches the learning-rate schedule 'cosine' over 3 epochs" in done.stderr
     more = checkpoint.load(tmp_path / "more.npz")
     assert more.config["training"]["options"]["schedule_epochs"] == 3
     assert more.epoch == 3
-    assert not more.state.params.equals(checkpoint.load(tmp_path / "run.npz").state.params)
+    assert not more.state.params.equals(
+        checkpoint.load(tmp_path / "run.npz").state.params
+    )
 
 
 def test_resuming_without_save_updates_the_resumed_checkpoint(tmp_path):

@@ -56,9 +56,7 @@ def run_python(code):
 
 
 def test_import_funnet_does_not_import_funnet_testing():
-    result = run_python(
-        "import sys, funnet; print('funnet.testing' in sys.modules)"
-    )
+    result = run_python("import sys, funnet; print('funnet.testing' in sys.modules)")
     assert result.stdout.strip() == "False", result.stderr
 
 
@@ -120,10 +118,16 @@ def test_schedules_are_positive_and_non_increasing(schedule, step):
     "call, error, message",
     [
         (lambda: learning_rates(0.0, 1.0), ValueError, r"need 0 < min_value"),
-        (lambda: classification_batches(3, 2, targets="ranks"), ValueError,
-         r"targets must be one of"),
-        (lambda: logits(2, 2, dtype=np.int64), TypeError,
-         r"dtype must be float32 or float64, got <class 'numpy.int64'>"),
+        (
+            lambda: classification_batches(3, 2, targets="ranks"),
+            ValueError,
+            r"targets must be one of",
+        ),
+        (
+            lambda: logits(2, 2, dtype=np.int64),
+            TypeError,
+            r"dtype must be float32 or float64, got <class 'numpy.int64'>",
+        ),
         (lambda: tolerances(None), TypeError, r"dtype must be float32 or float64"),
         (lambda: tolerances(np.float64, "loose"), ValueError, r"kind must be"),
     ],
@@ -206,9 +210,12 @@ def test_a_broken_layer_inside_serial_is_reported_by_its_flat_key():
 def test_a_bias_gradient_not_summed_over_the_batch_fails_on_its_shape():
     layer = broken_dense(2, "bias_unsummed")
     _, params = layer.init(np.random.default_rng(0), 3, np.float64)
-    with pytest.raises(AssertionError, match=r"grads\['b'\] is a float64 array of "
-                       r"shape \(4, 2\), but params\['b'\] is a float64 array of "
-                       r"shape \(2,\)"):
+    with pytest.raises(
+        AssertionError,
+        match=r"grads\['b'\] is a float64 array of "
+        r"shape \(4, 2\), but params\['b'\] is a float64 array of "
+        r"shape \(2,\)",
+    ):
         check_grads(layer_objective(layer), params, np.ones((4, 3)))
 
 

@@ -60,7 +60,9 @@ def test_a_small_step_lowers_the_loss(seed, dtype):
     net, params, X, y = _problem(seed=seed, dtype=dtype)
     loss = value_and_grad(net, losses.softmax_cross_entropy)
     before, _ = loss(params, X, y)
-    after, _ = loss(gradient_descent(net, losses.softmax_cross_entropy, 1e-3)(params, (X, y)), X, y)
+    after, _ = loss(
+        gradient_descent(net, losses.softmax_cross_entropy, 1e-3)(params, (X, y)), X, y
+    )
     assert after < before
 
 
@@ -99,17 +101,34 @@ def test_make_step_with_sgd_matches_gradient_descent():
     data = list(batches(X, y, 16, seed=1, epochs=2))
     plain = fit(gradient_descent(net, losses.softmax_cross_entropy, 0.2), data, params)
     opt = funnet.sgd(0.2)
-    state = fit(make_step(net, losses.softmax_cross_entropy, opt), data, init_train_state(params, opt))
+    state = fit(
+        make_step(net, losses.softmax_cross_entropy, opt),
+        data,
+        init_train_state(params, opt),
+    )
     assert isinstance(state, TrainState)
     assert state.step == len(data)
-    np.testing.assert_allclose(state.loss, value_and_grad(net, losses.softmax_cross_entropy)(
-        fit(gradient_descent(net, losses.softmax_cross_entropy, 0.2), data[:-1], params), *data[-1])[0])
+    np.testing.assert_allclose(
+        state.loss,
+        value_and_grad(net, losses.softmax_cross_entropy)(
+            fit(
+                gradient_descent(net, losses.softmax_cross_entropy, 0.2),
+                data[:-1],
+                params,
+            ),
+            *data[-1],
+        )[0],
+    )
     for key in params:
-        np.testing.assert_allclose(state.params[key], plain[key], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(
+            state.params[key], plain[key], rtol=1e-12, atol=1e-15
+        )
 
 
 @pytest.mark.parametrize("n, batch_size", [(10, 3), (9, 3), (5, 8), (1, 1)])
-def test_every_sample_appears_once_per_epoch_and_the_last_batch_keeps_the_rest(n, batch_size):
+def test_every_sample_appears_once_per_epoch_and_the_last_batch_keeps_the_rest(
+    n, batch_size
+):
     X = np.arange(n, dtype=np.float64)[:, None]
     y = np.arange(n)
     sizes, seen = [], []
@@ -118,7 +137,9 @@ def test_every_sample_appears_once_per_epoch_and_the_last_batch_keeps_the_rest(n
         sizes.append(len(yb))
         seen.extend(yb)
     assert sorted(seen) == list(range(n))
-    assert sizes == [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    assert sizes == [batch_size] * (n // batch_size) + (
+        [n % batch_size] if n % batch_size else []
+    )
 
 
 def test_the_shuffle_depends_on_seed_and_epoch_only():
@@ -132,7 +153,7 @@ def test_the_shuffle_depends_on_seed_and_epoch_only():
     assert not np.array_equal(order(1, 2), order(2, 2))
     resumed = list(batches(X, y, 7, seed=1, epochs=2, start_epoch=1))
     whole = list(batches(X, y, 7, seed=1, epochs=3))
-    for (a, b), (c, d) in zip(resumed, whole[len(whole) - len(resumed):]):
+    for (a, b), (c, d) in zip(resumed, whole[len(whole) - len(resumed) :]):
         np.testing.assert_array_equal(b, d)
 
 
@@ -145,7 +166,10 @@ def test_a_partial_batch_is_averaged_over_its_real_size():
     net, params, X, y = _problem(n=5)
     loss = losses.softmax_cross_entropy
     value, _ = value_and_grad(net, loss)(params, X, y)
-    per_sample = [value_and_grad(net, loss)(params, X[i:i + 1], y[i:i + 1])[0] for i in range(5)]
+    per_sample = [
+        value_and_grad(net, loss)(params, X[i : i + 1], y[i : i + 1])[0]
+        for i in range(5)
+    ]
     np.testing.assert_allclose(value, np.mean(per_sample), rtol=1e-12)
 
 
@@ -179,11 +203,15 @@ def test_every_public_training_function_is_pure(dtype):
 def test_dropout_masks_come_from_the_seed_and_step():
     net = serial(dense(16), relu(), dropout(0.5), dense(2))
     params = funnet.init(net, 3, seed=0)
-    X = np.random.default_rng(0).normal(size=(20, 3)); y = (X[:, 0] > 0) * 1
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = (X[:, 0] > 0) * 1
     opt = funnet.sgd(0.1)
     data = list(batches(X, y, 5, seed=0, epochs=2))
-    run = lambda seed: fit(make_step(net, losses.softmax_cross_entropy, opt, seed=seed),
-                           data, init_train_state(params, opt)).params
+    run = lambda seed: fit(
+        make_step(net, losses.softmax_cross_entropy, opt, seed=seed),
+        data,
+        init_train_state(params, opt),
+    ).params
     assert run(1) == run(1)
     assert run(1) != run(2)
     with pytest.raises(ValueError, match="make_step"):
@@ -205,15 +233,22 @@ def _running_mean(momentum=0.5):
     def backward(params, cache, dY):
         return {}, dY
 
-    return Layer(init, forward, backward, "running_mean",
-                 needs=frozenset({"state", "training"}), state_names=("mean",))
+    return Layer(
+        init,
+        forward,
+        backward,
+        "running_mean",
+        needs=frozenset({"state", "training"}),
+        state_names=("mean",),
+    )
 
 
 def test_non_trainable_state_is_carried_beside_the_params():
     net = serial(dense(3), _running_mean(), relu(), dense(2))
     params, state0 = funnet.init_with_state(net, 4, seed=0)
     assert list(state0) == ["mean1"] and list(params) == ["W1", "b1", "W2", "b2"]
-    X = np.random.default_rng(1).normal(size=(12, 4)); y = (X[:, 0] > 0) * 1
+    X = np.random.default_rng(1).normal(size=(12, 4))
+    y = (X[:, 0] > 0) * 1
     opt = funnet.sgd(0.1)
     step = make_step(net, losses.softmax_cross_entropy, opt)
     state = step(init_train_state(params, opt, state0), (X, y))
@@ -233,15 +268,25 @@ def test_prepare_converts_and_checks_the_data_once():
     assert Xp.dtype == np.float32 and yp.dtype == np.int64
     with pytest.raises(ValueError, match="label 3 but the network has 3 outputs"):
         prepare(net, params, X, np.full(len(X), 3), losses.softmax_cross_entropy)
-    with pytest.raises(ValueError, match="X has 4 features but params\\['W1'\\] has shape \\(5, 7\\)"):
+    with pytest.raises(
+        ValueError, match="X has 4 features but params\\['W1'\\] has shape \\(5, 7\\)"
+    ):
         prepare(net, params, X[:, :4], y, losses.softmax_cross_entropy)
 
 
 @pytest.mark.parametrize(
     "outputs, y, message",
     [
-        (np.zeros((5, 3)), np.zeros(10, int), r"y has shape \(10,\); expected 5 labels"),
-        (np.zeros(4), np.zeros(4, int), r"outputs must be a 2-D array .* got shape \(4,\)"),
+        (
+            np.zeros((5, 3)),
+            np.zeros(10, int),
+            r"y has shape \(10,\); expected 5 labels",
+        ),
+        (
+            np.zeros(4),
+            np.zeros(4, int),
+            r"outputs must be a 2-D array .* got shape \(4,\)",
+        ),
         (np.zeros((0, 3)), np.zeros(0, int), "at least one row"),
         (np.zeros((2, 3)), np.zeros((2, 4)), r"y has shape \(2, 4\)"),
     ],
@@ -260,5 +305,7 @@ def test_accuracy_reads_labels_one_hot_rows_and_binary_logits():
 
 
 def test_batches_need_a_2d_feature_matrix():
-    with pytest.raises(ValueError, match=r"X must be 2-D .* got shape \(10,\); for a single feature"):
+    with pytest.raises(
+        ValueError, match=r"X must be 2-D .* got shape \(10,\); for a single feature"
+    ):
         batches(np.ones(10), np.zeros(10, int), 3)

@@ -144,9 +144,7 @@ def load_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         return load_npz(path)
     if suffix == ".csv":
         return load_csv(path)
-    raise ValueError(
-        f"cannot load {os.fspath(path)!r}: expected a .npz or .csv file"
-    )
+    raise ValueError(f"cannot load {os.fspath(path)!r}: expected a .npz or .csv file")
 
 
 def train_test_split(

@@ -34,7 +34,6 @@ itself does not: install it with ``pip install 'funnet[testing]'``.
 >>> test_backward()
 """
 
-
 try:
     import hypothesis  # noqa: F401 - only to fail early with advice
 except ImportError as exc:

@@ -167,9 +167,24 @@ def assert_pure(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 _GLOBAL_RANDOM = (
-    "rand", "randn", "random", "random_sample", "ranf", "sample", "randint",
-    "random_integers", "uniform", "normal", "standard_normal", "choice",
-    "permutation", "shuffle", "seed", "get_state", "set_state", "binomial",
+    "rand",
+    "randn",
+    "random",
+    "random_sample",
+    "ranf",
+    "sample",
+    "randint",
+    "random_integers",
+    "uniform",
+    "normal",
+    "standard_normal",
+    "choice",
+    "permutation",
+    "shuffle",
+    "seed",
+    "get_state",
+    "set_state",
+    "binomial",
 )
 
 
