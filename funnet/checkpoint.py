@@ -92,6 +92,7 @@ __all__ = [
     "load",
     "mlp_config",
     "build_network",
+    "check_destination",
 ]
 
 FORMAT = "funnet.checkpoint"
@@ -276,6 +277,46 @@ def _fsync_directory(directory: str) -> None:
             os.close(fd)
 
 
+def _is_checkpoint_file(path: str) -> bool:
+    """True when ``path`` is a zip archive holding a funnet header."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return f"{HEADER_KEY}.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def check_destination(path: str | os.PathLike) -> str:
+    """The real file a save may replace, or a clear error.
+
+    A symbolic link is followed, so the file it points to is updated and the
+    link stays. Only a new path or an existing funnet checkpoint may be
+    written: anything else there (a data set, a device, a directory) is the
+    user's, and is refused rather than replaced.
+    """
+    text = os.fspath(path)
+    if not text:
+        raise ValueError("checkpoint path is empty; expected a file name")
+    real = os.path.realpath(text)
+    directory = os.path.dirname(real)
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"cannot save to {text!r}: the directory {directory!r} does not exist"
+        )
+    if os.path.lexists(real):
+        if not os.path.isfile(real):
+            raise ValueError(
+                f"cannot save to {text!r}: it exists and is not a regular file"
+            )
+        if not _is_checkpoint_file(real):
+            raise ValueError(
+                f"cannot save to {text!r}: the file exists and is not a funnet "
+                f"checkpoint, so it is left alone; remove it or choose another "
+                f"path"
+            )
+    return real
+
+
 def save(
     path: str | os.PathLike,
     state: Any,
@@ -287,8 +328,10 @@ def save(
 
     Args:
       path: the destination, conventionally ending in ``.npz``. Its
-        directory must exist; an existing file is replaced only once the
-        new one is complete and on disk.
+        directory must exist. An existing checkpoint there is replaced only
+        once the new one is complete and on disk; any other existing file
+        is refused (``ValueError``), never overwritten. A symbolic link is
+        followed.
       state: bare :class:`~funnet.params.Params`, a
         :class:`~funnet.training.TrainState`, or any structure of the
         types listed in the module docstring.
@@ -314,8 +357,8 @@ def save(
     text = json.dumps({**header, "config": dict(config or {})}, allow_nan=False)
     arrays = {HEADER_KEY: np.array(text), **out.arrays}
 
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    path = check_destination(path)
+    directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
     )

@@ -548,16 +548,12 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
 
 def _check_writable(path: str) -> None:
     """Fail before training, not after, when ``--save`` cannot be written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ValueError(
-            f"--save {path!r}: the directory {directory!r} does not exist; "
-            f"create it first or choose another path"
-        )
-    if os.path.isdir(path):
-        raise ValueError(f"--save {path!r} is a directory; expected a file path")
-    if not os.access(directory, os.W_OK):
-        raise ValueError(f"--save {path!r}: cannot write into {directory!r}")
+    try:
+        checkpoint.check_destination(path)
+    except ValueError as exc:
+        raise ValueError(f"--save: {exc}") from None
+    if not os.access(os.path.dirname(os.path.realpath(path)), os.W_OK):
+        raise ValueError(f"--save {path!r}: the directory is not writable")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

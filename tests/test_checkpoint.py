@@ -326,3 +326,29 @@ def test_the_network_is_rebuilt_from_its_config():
 def test_a_bad_network_config_is_refused(config, message):
     with pytest.raises(ValueError, match=message):
         checkpoint.build_network(config)
+
+
+def test_save_never_replaces_a_file_that_is_not_a_checkpoint(tmp_path):
+    data = tmp_path / "data.npz"
+    np.savez(data, X=np.ones((2, 2)), y=np.zeros(2))
+    csv = tmp_path / "data.csv"
+    csv.write_text("1,2,0\n")
+    before = data.read_bytes(), csv.read_bytes()
+    for target in (data, csv):
+        with pytest.raises(ValueError, match="exists and is not a funnet checkpoint"):
+            save(target, _state())
+    assert (data.read_bytes(), csv.read_bytes()) == before
+    with pytest.raises(ValueError, match="not a regular file"):
+        save(tmp_path, _state())
+    with pytest.raises(ValueError, match="does not exist"):
+        save(tmp_path / "no" / "run.npz", _state())
+
+
+def test_save_through_a_symlink_updates_the_file_it_points_to(tmp_path):
+    real = tmp_path / "real.npz"
+    save(real, _state())
+    link = tmp_path / "link.npz"
+    link.symlink_to(real)
+    save(link, _state(), {"note": "second"})
+    assert link.is_symlink()
+    assert load(real).config == {"note": "second"}
