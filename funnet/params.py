@@ -64,7 +64,7 @@ def _frozen(value: Any, copy: bool) -> np.ndarray:
     if not copy and isinstance(value, np.ndarray) and _is_locked(value):
         return value
     if copy or not isinstance(value, np.ndarray) or value.base is not None:
-        value = np.array(value, copy=True)
+        value = np.array(value, copy=True, subok=not copy)
     if value.dtype.kind not in "biufc":
         raise TypeError(
             f"Params values must be numeric arrays, got an array of dtype "

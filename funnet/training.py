@@ -166,10 +166,37 @@ def value_and_grad(net: Layer, loss: Loss) -> Callable[..., tuple[Any, Params]]:
     return value_and_grad_fn
 
 
+def _unpack(batch: Any, params: Mapping[str, np.ndarray], where: str):
+    """``(X, y)`` from a batch, ``X`` in the params' dtype.
+
+    A float64 batch meeting float32 params is cast once here, so the whole
+    step stays in the params' dtype (one pass over the batch, and only when
+    the dtypes differ).
+    """
+    try:
+        X, y = batch
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{where}: each batch must be a pair (X, y), got "
+            f"{type(batch).__name__} {batch!r:.80}"
+        ) from None
+    X = np.asanyarray(X)
+    for value in params.values():
+        if X.dtype != value.dtype:
+            X = X.astype(value.dtype)
+        break
+    return X, y
+
+
 def _sgd_step(
     net: Layer, loss: Loss, learning_rate: float, params: Params, batch: Batch
 ) -> Params:
-    X, y = batch
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"the gradient_descent step takes bare params (funnet.Params), got "
+            f"{type(params).__name__}; a TrainState goes with make_step"
+        )
+    X, y = _unpack(batch, params, "gradient_descent")
     Y, cache, _ = _forward(net, params, X)
     _, dY = loss(Y, y)
     grads = _param_grads(net, params, cache, dY)
@@ -210,8 +237,13 @@ def _train_step(
     state: TrainState,
     batch: Batch,
 ) -> TrainState:
-    X, y = batch
+    if not isinstance(state, TrainState):
+        raise TypeError(
+            f"the make_step step takes a TrainState (from init_train_state), "
+            f"got {type(state).__name__}; bare params go with gradient_descent"
+        )
     params = state.params
+    X, y = _unpack(batch, params, "make_step")
     rng = generator(entropy, state.step) if "rng" in net.needs else None
     Y, cache, net_state = _forward(
         net, params, X, training=True, rng=rng, state=state.net_state
@@ -379,6 +411,11 @@ def fit(
       state: the starting state.
       check_every: steps between full checks of the state's arrays.
     """
+    if not callable(step):
+        raise TypeError(
+            f"fit: step must be a function (state, batch) -> state, such as "
+            f"make_step(...) or gradient_descent(...), got {step!r}"
+        )
     check_every = _checks.integer(check_every, "check_every", 1)
     if not _is_finite(state):
         raise ValueError(
