@@ -92,6 +92,7 @@ def _positive(kind):
 # with a cosine-decayed learning rate and decoupled weight decay generalizes
 # best there. A short run (about a thousand steps) suits beta2 = 0.99.
 DEFAULT_OPTIMIZER = "adamw"
+DEFAULT_EPOCHS = 30
 # A schedule without an explicit length spans the whole run. The run's
 # length is saved with the checkpoint (``schedule_epochs``), so a run
 # continued with --resume follows the same curve.
@@ -138,7 +139,11 @@ def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> optimizers.Opt
     the parts not asked for are left out. The weight decay is decoupled and
     follows the learning rate (AdamW's rule for every optimizer).
     """
-    epochs = getattr(args, "schedule_epochs", None) or getattr(args, "epochs", None)
+    epochs = (
+        getattr(args, "schedule_epochs", None)
+        or getattr(args, "epochs", None)
+        or DEFAULT_EPOCHS
+    )
     lr = schedules.parse(
         args.lr_schedule,
         _learning_rate(args),
@@ -235,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--epochs",
         type=_positive(int),
-        default=30,
-        help="passes over the training data (default: 30)",
+        default=None,
+        help="passes over the training data in all (default: 30; with "
+        "--resume, the total the run was started with)",
     )
     train.add_argument(
         "--batch-size",
@@ -346,6 +352,10 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     if args.resume:
         ckpt = checkpoint.load(args.resume)
         args = _resumed_args(args, ckpt)
+    if args.epochs is None:
+        planned = ckpt and ckpt.config.get("training", {}).get("options", {})
+        epochs = (planned or {}).get("schedule_epochs") or DEFAULT_EPOCHS
+        args = argparse.Namespace(**{**vars(args), "epochs": epochs})
     if args.resume and not args.save:
         args = argparse.Namespace(**{**vars(args), "save": args.resume})
     if args.save:
@@ -379,11 +389,15 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     classes = np.unique(y)
     if len(classes) < 2:
         raise ValueError(f"--data {args.data!r}: needs at least two classes")
-    if classes[0] < 0:
+    if classes[0] != 0 or classes[-1] != len(classes) - 1:
+        shown = ", ".join(map(str, classes[:6])) + (", ..." if len(classes) > 6 else "")
         raise ValueError(
-            f"--data {args.data!r}: labels must be 0, 1, ..., got {classes[0]}"
+            f"--data {args.data!r}: the labels must be 0, 1, ..., K-1 with "
+            f"every class present; got {len(classes)} distinct labels "
+            f"({shown}). Renumber them, e.g. with numpy.unique(y, "
+            f"return_inverse=True)"
         )
-    n_classes = int(classes[-1]) + 1
+    n_classes = len(classes)
 
     trained_on = ckpt and ckpt.config.get("data", {}).get("sha256")
     if ckpt is not None and trained_on != _fingerprint(X, y):

@@ -106,7 +106,8 @@ def test_a_data_file_can_be_trained_on(tmp_path):
         "negative-lr",
         "infinite-lr",
         "empty-hidden",
-        "missing-save-directory", "save-over-a-data-file",
+        "missing-save-directory",
+        "save-over-a-data-file",
         "zero-epochs",
         "bad-dtype",
     ],
@@ -160,3 +161,20 @@ def test_a_closed_pipe_ends_the_command_quietly():
 def test_version_is_printed():
     code, out, _ = run("--version")
     assert code == 0 and out.strip() == f"funnet {funnet.__version__}"
+
+
+@pytest.mark.parametrize(
+    "labels, shown",
+    [([1, 2], "1, 2"), ([0, 2**40], "0, 1099511627776"), ([0, 1, 5], "0, 1, 5")],
+    ids=["no-zero", "huge", "gap"],
+)
+def test_labels_that_are_not_0_to_k_minus_1_are_refused(tmp_path, labels, shown):
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    y = np.resize(np.array(labels, dtype=np.int64), 60)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    code, _, err = run("train", "--data", str(tmp_path / "d.npz"))
+    assert code == 2
+    assert (
+        f"must be 0, 1, ..., K-1 with every class present; got {len(labels)} "
+        f"distinct labels ({shown})" in err
+    )

@@ -219,6 +219,13 @@ def test_an_extended_run_stretches_its_schedule_and_says_so(tmp_path):
     )
 
 
+def test_resuming_without_epochs_continues_to_the_planned_total(tmp_path):
+    _train_interrupted(tmp_path, 1, "--epochs", "3", "--save", "run.npz")
+    done = _train(tmp_path, "--resume", "run.npz")
+    assert "training to 3 epochs" in done.stdout
+    assert checkpoint.load(tmp_path / "run.npz").epoch == 3
+
+
 def test_resuming_without_save_updates_the_resumed_checkpoint(tmp_path):
     _train_interrupted(tmp_path, 1, "--epochs", "2", "--save", "run.npz")
     assert checkpoint.load(tmp_path / "run.npz").epoch == 1

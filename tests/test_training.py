@@ -321,25 +321,45 @@ def test_float64_batches_train_float32_params_in_float32(make):
         trained = fit(gradient_descent(net, loss, 0.1), data, params)
     else:
         opt = getattr(funnet.optimizers, make)(0.01)
-        trained = fit(make_step(net, loss, opt), data, init_train_state(params, opt)).params
+        trained = fit(
+            make_step(net, loss, opt), data, init_train_state(params, opt)
+        ).params
     assert {v.dtype for v in trained.values()} == {np.dtype(np.float32)}
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda net, p, data: fit(make_step(net, losses.softmax_cross_entropy,
-                                            funnet.sgd(0.1)), data, p),
-         "the make_step step takes a TrainState"),
-        (lambda net, p, data: fit(gradient_descent(net, losses.softmax_cross_entropy, 0.1),
-                                  data, init_train_state(p, funnet.sgd(0.1))),
-         "the gradient_descent step takes bare params"),
+        (
+            lambda net, p, data: fit(
+                make_step(net, losses.softmax_cross_entropy, funnet.sgd(0.1)), data, p
+            ),
+            "the make_step step takes a TrainState",
+        ),
+        (
+            lambda net, p, data: fit(
+                gradient_descent(net, losses.softmax_cross_entropy, 0.1),
+                data,
+                init_train_state(p, funnet.sgd(0.1)),
+            ),
+            "the gradient_descent step takes bare params",
+        ),
         (lambda net, p, data: fit(None, data, p), "fit: step must be a function"),
-        (lambda net, p, data: fit(gradient_descent(net, losses.softmax_cross_entropy, 0.1),
-                                  [b[0] for b in data], p),
-         "each batch must be a pair \\(X, y\\)"),
+        (
+            lambda net, p, data: fit(
+                gradient_descent(net, losses.softmax_cross_entropy, 0.1),
+                [b[0] for b in data],
+                p,
+            ),
+            "each batch must be a pair \\(X, y\\)",
+        ),
     ],
-    ids=["params-to-make-step", "state-to-gradient-descent", "no-step", "batch-without-y"],
+    ids=[
+        "params-to-make-step",
+        "state-to-gradient-descent",
+        "no-step",
+        "batch-without-y",
+    ],
 )
 def test_fit_with_mismatched_pieces_explains_what_goes_with_what(call, message):
     net, params, X, y = _problem()
