@@ -99,8 +99,8 @@ def features(
     a = as_array(X, name)
     if a.ndim != 2:
         hint = (
-            f"; for one sample use {name}.reshape(1, -1), for one feature "
-            f"{name}.reshape(-1, 1)"
+            "; for one sample use X.reshape(1, -1), for one feature "
+            "X.reshape(-1, 1)"
             if a.ndim == 1
             else ""
         )

@@ -414,7 +414,7 @@ def adagrad(
       Learning and Stochastic Optimization", JMLR 12, 2011.
     """
     lr = _schedule("adagrad", learning_rate)
-    eps = _in_range("adagrad", "eps", eps, 0.0, None)
+    eps = _in_range("adagrad", "eps", eps, 0.0, None, open_low=True)
     s0 = _in_range(
         "adagrad", "initial_accumulator_value", initial_accumulator_value, 0.0, None
     )
@@ -491,7 +491,7 @@ def rmsprop(
     """
     lr = _schedule("rmsprop", learning_rate)
     rho = _in_range("rmsprop", "decay", decay, 0.0, 1.0, open_high=True)
-    eps = _in_range("rmsprop", "eps", eps, 0.0, None)
+    eps = _in_range("rmsprop", "eps", eps, 0.0, None, open_low=True)
     mu = _in_range("rmsprop", "momentum", momentum, 0.0, 1.0, open_high=True)
     centered = bool(centered)
     w = 1.0 - rho
@@ -648,7 +648,7 @@ def _adam(fn, learning_rate, b1, b2, eps, wd, mask) -> Optimizer:
     lr = _schedule(fn, learning_rate)
     b1 = _in_range(fn, "b1", b1, 0.0, 1.0, open_high=True)
     b2 = _in_range(fn, "b2", b2, 0.0, 1.0, open_high=True)
-    eps = _in_range(fn, "eps", eps, 0.0, None)
+    eps = _in_range(fn, "eps", eps, 0.0, None, open_low=True)
 
     def init(params):
         return AdamState(0, float(lr(0)), _zeros(params), _zeros(params))

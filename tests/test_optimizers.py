@@ -425,7 +425,12 @@ def test_get_builds_each_optimizer_by_name_with_its_hyperparameters():
         (
             lambda: adam(0.1, eps=-1),
             ValueError,
-            r"adam: eps must be in \[0, inf\), got -1",
+            r"adam: eps must be in \(0, inf\), got -1",
+        ),
+        (
+            lambda: adam(0.1, eps=0),
+            ValueError,
+            r"adam: eps must be in \(0, inf\), got 0",
         ),
         (
             lambda: adamw(weight_decay=-0.1),
@@ -482,6 +487,7 @@ def test_get_builds_each_optimizer_by_name_with_its_hyperparameters():
         "nesterov-without-momentum",
         "b2-above-one",
         "negative-eps",
+        "zero-eps",
         "negative-decay",
         "bad-mask",
         "bool-decay",
