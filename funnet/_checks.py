@@ -99,8 +99,7 @@ def features(
     a = as_array(X, name)
     if a.ndim != 2:
         hint = (
-            "; for one sample use X.reshape(1, -1), for one feature "
-            "X.reshape(-1, 1)"
+            "; for one sample use X.reshape(1, -1), for one feature " "X.reshape(-1, 1)"
             if a.ndim == 1
             else ""
         )
@@ -271,4 +270,15 @@ def params_for(net: Any, params: Any, fn: str) -> None:
         raise KeyError(
             f"{fn}: params lack {missing} that the network {net.name} needs; "
             f"they hold {sorted(params)}. Build them with funnet.init(net, ...)"
+        )
+
+
+def finite_params(params: Mapping[str, Any], fn: str) -> None:
+    """Params with NaN or infinity would only produce NaN: refuse them."""
+    if not all_finite(params.values()):
+        bad = [k for k, v in params.items() if not all_finite([v])]
+        raise ValueError(
+            f"{fn}: params {bad} contain NaN or infinity; expected finite "
+            f"params (after a diverged run, TrainingDiverged.state holds the "
+            f"last finite ones)"
         )

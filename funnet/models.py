@@ -125,6 +125,7 @@ def predict(
     _checks.network(net, "predict")
     _checks.params_for(net, params, "predict")
     X = _checks.features(X, params, "X")
+    _checks.finite_params(params, "predict")
     if "state" in net.needs and state is None:
         raise ValueError(
             "this network has non-trainable state; pass state=... (from "

@@ -481,6 +481,11 @@ def _check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         )
     if len(X) == 0:
         raise ValueError("X has no rows; expected at least one sample")
+    for name, a in (("X", X), ("y", y)):
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ValueError(f"{name} contains NaN or infinity; expected finite values")
     return X, y
 
 
@@ -565,6 +570,7 @@ def prepare(
     """
     _checks.network(net, "prepare")
     _checks.params_for(net, params, "prepare")
+    _checks.finite_params(params, "prepare")
     X = _checks.features(X, params, "X")
     k = _n_outputs(net, params)
     if loss is softmax_cross_entropy and np.ndim(y) == 1:
@@ -612,6 +618,18 @@ def accuracy(outputs: np.ndarray, y: np.ndarray) -> float:
         raise ValueError(
             f"accuracy: y has shape {y.shape}; expected {len(outputs)} labels "
             f"(shape ({len(outputs)},)) or rows of shape {outputs.shape}"
+        )
+    if not np.isfinite(outputs).all():
+        raise ValueError("accuracy: outputs contain NaN or infinity")
+    k = max(outputs.shape[1], 2)
+    if y.dtype.kind == "f" and not (y == np.round(y)).all():
+        raise ValueError(
+            f"accuracy: y must hold integer labels, got {y[y != np.round(y)][0]}"
+        )
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(
+            f"accuracy: y contains the label {y.min() if y.min() < 0 else y.max()}; "
+            f"expected labels in [0, {k}) for outputs of width {outputs.shape[1]}"
         )
     if outputs.shape[1] == 1:
         predicted = outputs[:, 0] > 0

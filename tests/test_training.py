@@ -365,3 +365,28 @@ def test_fit_with_mismatched_pieces_explains_what_goes_with_what(call, message):
     net, params, X, y = _problem()
     with pytest.raises(TypeError, match=message):
         call(net, params, list(batches(X, y, 8, seed=0)))
+
+
+def test_accuracy_refuses_nan_outputs_and_labels_out_of_range():
+    with pytest.raises(ValueError, match="outputs contain NaN"):
+        funnet.accuracy(np.full((2, 3), np.nan), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"the label 3; expected labels in \[0, 3\)"):
+        funnet.accuracy(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match="integer labels, got 0.5"):
+        funnet.accuracy(np.zeros((2, 1)), np.array([0.5, 1.0]))
+
+
+def test_batches_refuse_nan_and_text_data():
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        batches(np.full((4, 2), np.nan), np.zeros(4, int), 2)
+    with pytest.raises(TypeError, match="y must hold real numbers"):
+        batches(np.zeros((2, 2)), np.array(["a", "b"]), 2)
+
+
+def test_params_with_nan_are_refused_where_they_would_only_give_nan():
+    net, params, X, y = _problem()
+    bad = funnet.params.assoc(params, "W2", params["W2"] * np.nan)
+    with pytest.raises(ValueError, match=r"predict: params \['W2'\] contain NaN"):
+        funnet.predict(net, bad, X)
+    with pytest.raises(ValueError, match=r"prepare: params \['W2'\] contain NaN"):
+        value_and_grad(net, losses.softmax_cross_entropy)(bad, X, y)
