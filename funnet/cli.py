@@ -598,8 +598,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = (
             f"; the checkpoint {args.save} holds the last finished epoch, "
             f"continue with --resume {args.save}"
-            if args.save
-            else ""
+            if args.save and os.path.exists(args.save)
+            else "; no epoch had finished, so nothing was saved" if args.save else ""
         )
         print(f"funnet: interrupted{where}", file=sys.stderr)
         return 130

@@ -52,6 +52,7 @@ way: :math:`dW = A^T dZ`, :math:`db = \sum_{rows} dZ`, :math:`dA = dZ W^T`.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -266,6 +267,8 @@ def dropout(drop_prob: float) -> Layer:
     the training step passes in, derived from the run's seed and the step
     count, so runs are reproducible and resumable.
     """
+    if isinstance(drop_prob, bool) or not isinstance(drop_prob, numbers.Real):
+        raise TypeError(f"dropout: drop_prob must be a number, got {drop_prob!r}")
     if not 0.0 <= drop_prob < 1.0:
         raise ValueError(f"dropout: drop_prob must be in [0, 1), got {drop_prob!r}")
     keep = 1.0 - drop_prob

@@ -26,6 +26,8 @@ True
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -222,9 +224,16 @@ def gradient_descent(
             f"{sorted(net.needs & {'state', 'rng'})}, so use make_step with "
             "an optimizer such as funnet.optimizers.sgd"
         )
-    if not float(learning_rate) > 0:
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+        raise TypeError(
+            f"gradient_descent: learning_rate must be a number, got "
+            f"{learning_rate!r}; for a schedule use make_step(net, loss, "
+            f"funnet.optimizers.sgd(schedule))"
+        )
+    if not 0 < learning_rate < math.inf:
         raise ValueError(
-            f"learning_rate must be a positive number, got {learning_rate!r}"
+            f"gradient_descent: learning_rate must be a positive number, got "
+            f"{learning_rate!r}"
         )
     return functools.partial(_sgd_step, net, loss, float(learning_rate))
 

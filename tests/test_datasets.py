@@ -97,3 +97,23 @@ def test_standardizing_data_of_another_width_is_refused():
         datasets.standardize(np.ones((5, 4)), np.ones((2, 3)))
     with pytest.raises(ValueError, match="must be 2-D"):
         datasets.Standardizer.fit(np.ones(5))
+
+
+def test_csv_with_a_byte_order_mark_or_an_empty_cell_keeps_its_first_row(tmp_path):
+    (tmp_path / "bom.csv").write_bytes("\ufeff1,2,0\n3,4,1\n".encode("utf-8"))
+    X, y = datasets.load_csv(tmp_path / "bom.csv")
+    assert X.shape == (2, 2) and list(y) == [0, 1]
+    (tmp_path / "gap.csv").write_text("1,,0\n3,4,1\n")
+    with pytest.raises(ValueError, match="must hold numbers"):
+        datasets.load_csv(tmp_path / "gap.csv")
+
+
+def test_npz_that_is_text_or_complex_gets_a_clear_error(tmp_path):
+    (tmp_path / "t.npz").write_text("hi")
+    with pytest.raises(ValueError, match="does not start like a zip archive"):
+        datasets.load_npz(tmp_path / "t.npz")
+    np.savez(tmp_path / "c.npz", X=np.ones((2, 2)) * 1j, y=np.zeros(2))
+    with pytest.raises(
+        ValueError, match="X must hold real numbers, got dtype complex128"
+    ):
+        datasets.load_npz(tmp_path / "c.npz")

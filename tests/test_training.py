@@ -390,3 +390,15 @@ def test_params_with_nan_are_refused_where_they_would_only_give_nan():
         funnet.predict(net, bad, X)
     with pytest.raises(ValueError, match=r"prepare: params \['W2'\] contain NaN"):
         value_and_grad(net, losses.softmax_cross_entropy)(bad, X, y)
+
+
+def test_gradient_descent_takes_a_number_and_points_schedules_to_make_step():
+    net, _, _, _ = _problem()
+    with pytest.raises(TypeError, match="for a schedule use make_step"):
+        gradient_descent(
+            net, losses.softmax_cross_entropy, funnet.schedules.constant(0.1)
+        )
+    with pytest.raises(ValueError, match="positive number, got inf"):
+        gradient_descent(net, losses.softmax_cross_entropy, float("inf"))
+    with pytest.raises(TypeError, match="drop_prob must be a number, got 'a'"):
+        dropout("a")

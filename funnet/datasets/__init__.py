@@ -44,6 +44,14 @@ NAMES = ("digits", "breast_cancer")
 
 
 def _read_npz(source, what: str) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(source, str):
+        with open(source, "rb") as f:
+            magic = f.read(4)
+        if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise ValueError(
+                f"{what} is not a readable .npz file: it does not start like a "
+                f"zip archive (first bytes {magic!r})"
+            )
     try:
         archive = np.load(source, allow_pickle=False)
     except (OSError, EOFError, ValueError) as exc:
@@ -67,6 +75,8 @@ def _read_npz(source, what: str) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{what} is damaged: {exc}") from None
         except (OSError, EOFError, KeyError) as exc:
             raise ValueError(f"{what} is damaged: {exc}") from None
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{what}: X must hold real numbers, got dtype {X.dtype}")
     return X.astype(np.float64), y
 
 
@@ -103,14 +113,14 @@ def load_csv(
         (default: the last column).
       delimiter: the field separator.
     """
-    with open(path, newline="") as f:
+    # utf-8-sig drops the byte-order mark that spreadsheet programs write.
+    with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
     if not rows:
         raise ValueError(f"{os.fspath(path)!r} is empty; expected rows of numbers")
     header = None
-    try:
-        [float(v) for v in rows[0]]
-    except ValueError:
+    if not all(_is_number(v) for v in rows[0] if v.strip()):
+        # A header row: some cell is text. Empty cells alone do not make one.
         header, rows = rows[0], rows[1:]
     if isinstance(target, str):
         if header is None or target not in header:
@@ -135,6 +145,14 @@ def load_csv(
     if np.all(y == np.round(y)):
         y = y.astype(np.int64)
     return X, y
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
