@@ -179,7 +179,7 @@ def test_loading_rebuilds_only_namedtuples_defined_in_funnet(tmp_path, spec):
 def test_loading_checks_the_fields_of_a_namedtuple(tmp_path):
     node = {
         "type": "namedtuple",
-        "class": "funnet.optimizers:OptState",
+        "class": "funnet.optimizers._core:OptState",
         "fields": [["count", {"type": "int", "value": 1}]],
     }
     _raw_checkpoint(tmp_path / "c.npz", _header(node))

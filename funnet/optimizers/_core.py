@@ -1,0 +1,230 @@
+"""The optimizer contract: state records, ``apply_updates`` and shared checks.
+
+Every update rule (:mod:`funnet.optimizers.rules`) and transformation
+(:mod:`funnet.optimizers.transforms`) builds on these. The state records
+live in this one module so that checkpoints name a stable place for them.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, Union
+
+import numpy as np
+
+from funnet import schedules
+from funnet.params import Params, tree_map2
+
+Schedule = Callable[[int], float]
+LearningRate = Union[float, Schedule]
+Mask = Union[Callable[[str, np.ndarray], bool], Mapping[str, bool], None]
+
+
+class Optimizer(NamedTuple):
+    """A pair of pure functions ``(init, update)``; see the module doc."""
+
+    init: Callable[[Mapping[str, np.ndarray]], Any]
+    update: Callable[..., tuple[Params, Any]]
+
+
+class OptState(NamedTuple):
+    """The state of plain SGD, and a generic record for custom optimizers.
+
+    Attributes:
+      count: the number of updates made so far.
+      learning_rate: the learning rate applied by the latest update
+        (``schedule(0)`` before any update).
+      slots: per-parameter accumulators of a custom optimizer, a
+        :class:`~funnet.params.Params` keyed ``"<slot>/<param>"``; empty
+        for SGD (the optimizers here with accumulators have records that
+        name them, such as :class:`AdamState`).
+    """
+
+    count: int
+    learning_rate: float
+    slots: Params = Params()
+
+
+class MomentumState(NamedTuple):
+    """The state of SGD with momentum: ``velocity`` is :math:`v`."""
+
+    count: int
+    learning_rate: float
+    velocity: Params
+
+
+class AdagradState(NamedTuple):
+    """The state of Adagrad: ``sum_of_squares`` is :math:`s`."""
+
+    count: int
+    learning_rate: float
+    sum_of_squares: Params
+
+
+class RMSPropState(NamedTuple):
+    r"""The state of RMSProp.
+
+    Attributes:
+      count, learning_rate: as in :class:`OptState`.
+      square_avg: :math:`v`, the moving average of squared gradients.
+      grad_avg: :math:`\bar g`, the moving average of gradients when
+        centered, else ``None``.
+      velocity: :math:`b`, the momentum buffer when momentum > 0, else
+        ``None``.
+    """
+
+    count: int
+    learning_rate: float
+    square_avg: Params
+    grad_avg: Params | None
+    velocity: Params | None
+
+
+class AdamState(NamedTuple):
+    """The state of Adam and AdamW: the raw moments ``mu`` (:math:`m`) and
+    ``nu`` (:math:`v`), before bias correction."""
+
+    count: int
+    learning_rate: float
+    mu: Params
+    nu: Params
+
+
+class ClipState(NamedTuple):
+    """The state of :func:`clip_by_global_norm`: the global norm of the
+    latest gradients before clipping (``None`` before any update)."""
+
+    norm: float | None
+
+
+class ScheduleState(NamedTuple):
+    """The state of a transformation driven by a schedule: the updates
+    made so far and the latest value applied."""
+
+    count: int
+    value: float
+
+
+class EmptyState(NamedTuple):
+    """The state of a transformation that needs none."""
+
+
+def apply_updates(params: Mapping[str, Any], updates: Mapping[str, Any]) -> Params:
+    """``params + updates``, key by key, as new :class:`Params`.
+
+    One pass per parameter; each sum keeps the parameter's dtype.
+    """
+    return tree_map2(np.add, params, updates)
+
+
+# -- checks at construction time ------------------------------------------
+
+
+def _real(fn: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _in_range(
+    fn: str,
+    name: str,
+    value: Any,
+    low: float,
+    high: float | None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
+    """``value`` as a float in the interval, or a ValueError naming it."""
+    x = _real(fn, name, value)
+    ok = math.isfinite(x) and (x > low if open_low else x >= low)
+    if high is not None:
+        ok = ok and (x < high if open_high else x <= high)
+    if not ok:
+        left = "(" if open_low else "["
+        right = ")" if open_high or high is None else "]"
+        upper = "inf" if high is None else f"{high:g}"
+        raise ValueError(
+            f"{fn}: {name} must be in {left}{low:g}, {upper}{right}, got {value!r}"
+        )
+    return x
+
+
+def _schedule(fn: str, learning_rate: Any, name: str = "learning_rate") -> Schedule:
+    """A schedule from a positive number or a function of the step."""
+    if callable(learning_rate):
+        return _checked_schedule(fn, name, learning_rate)
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+        raise TypeError(
+            f"{fn}: {name} must be a positive number or a schedule (a function "
+            f"of the step), got {learning_rate!r}"
+        )
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(
+            f"{fn}: {name} must be a positive number, got {learning_rate!r}"
+        )
+    return schedules.constant(float(learning_rate))
+
+
+def _checked_schedule(fn: str, name: str, schedule: Schedule) -> Schedule:
+    """``schedule``, refusing any value that is not a finite number >= 0.
+
+    A negative rate would climb the loss and a NaN would poison the params,
+    both silently; the check is one comparison per step.
+    """
+
+    def checked(step: int) -> float:
+        value = schedule(step)
+        if not 0.0 <= value < math.inf:
+            raise ValueError(
+                f"{fn}: the {name} schedule {schedule!r} gave {value!r} at "
+                f"step {step}; expected a finite number >= 0"
+            )
+        return value
+
+    return checked
+
+
+def _zeros(params: Mapping[str, Any]) -> Params:
+    return Params._own({k: np.zeros_like(v) for k, v in params.items()})
+
+
+def _frozen(grads: Mapping[str, Any]) -> Params:
+    """``grads`` as Params; Params pass through without a copy."""
+    return grads if isinstance(grads, Params) else Params(grads)
+
+
+def _check_keys(fn: str, grads: Mapping[str, Any], slots: Mapping[str, Any]) -> None:
+    if grads.keys() != slots.keys():
+        raise KeyError(
+            f"{fn}: grads have keys {sorted(grads)} but the optimizer state "
+            f"was made for {sorted(slots)}; call init with the same params"
+        )
+
+
+def decay_matrices(name: str, param: np.ndarray) -> bool:
+    """The default weight-decay mask: params with at least two dimensions.
+
+    Biases, scales and other 1-D (or scalar) params are left alone.
+
+    >>> W, b = np.zeros((3, 2)), np.zeros(2)
+    >>> decay_matrices("W1", W), decay_matrices("b1", b)
+    (True, False)
+    """
+    return np.ndim(param) >= 2
+
+
+def _mask(fn: str, mask: Mask) -> Callable[[str, np.ndarray], bool]:
+    if mask is None:
+        return decay_matrices
+    if isinstance(mask, Mapping):
+        return lambda name, param: bool(mask.get(name, False))
+    if callable(mask):
+        return mask
+    raise TypeError(
+        f"{fn}: mask must be a function (name, array) -> bool or a mapping "
+        f"name -> bool, got {mask!r}"
+    )
