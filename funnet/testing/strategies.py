@@ -463,40 +463,18 @@ def learning_rates(
     return st.floats(lo, hi).map(lambda e: min(max(10.0**e, min_value), max_value))
 
 
-class _Schedule(NamedTuple):
-    """A learning-rate schedule ``step -> rate`` that prints its formula."""
-
-    kind: str
-    init_value: float
-    rate: float
-
-    def __call__(self, step: int) -> float:
-        if self.kind == "exponential":
-            return self.init_value * self.rate**step
-        if self.kind == "inverse_time":
-            return self.init_value / (1.0 + self.rate * step)
-        return self.init_value
-
-    def __repr__(self) -> str:
-        if self.kind == "constant":
-            return f"constant({self.init_value!r})"
-        return f"{self.kind}(init_value={self.init_value!r}, rate={self.rate!r})"
-
-
 def schedules(
     init_values: st.SearchStrategy[float] = learning_rates(),
 ) -> st.SearchStrategy[Callable[[int], float]]:
-    r"""Learning-rate schedules: plain callables ``step -> rate``.
+    r"""Learning-rate schedules from :mod:`funnet.schedules`.
 
-    Three families, each positive and non-increasing in the step ``t``:
-
-    .. math::
-        \eta_t = \eta_0, \qquad \eta_t = \eta_0 \gamma^t,
-        \qquad \eta_t = \frac{\eta_0}{1 + \gamma t}
-
-    (constant; exponential with :math:`\gamma \in [0.5, 1]`; inverse time
-    with :math:`\gamma \in [0, 1]`). They print as their formula, so a
-    failing example reads well.
+    Four families, each positive and non-increasing in the step ``t``:
+    constant :math:`\eta_0`; exponential :math:`\eta_0 \gamma^{t/s}` with
+    :math:`\gamma \in [0.5, 1]`; step decay :math:`\eta_0 f^{\lfloor t/s
+    \rfloor}` with :math:`f \in [0.5, 1]`; cosine decay to
+    :math:`\alpha \eta_0` with :math:`\alpha \in [0.01, 1]`. They are
+    funnet's own schedule records, so a failing example prints its
+    parameters.
 
     >>> from hypothesis import given, settings
     >>> @settings(max_examples=10)
@@ -505,8 +483,12 @@ def schedules(
     ...     assert schedule(0) >= schedule(10) > 0
     >>> test()
     """
+    from funnet import schedules as s
+
+    steps = st.integers(1, 1000)
     return st.one_of(
-        init_values.map(lambda v: _Schedule("constant", v, 0.0)),
-        st.builds(_Schedule, st.just("exponential"), init_values, st.floats(0.5, 1)),
-        st.builds(_Schedule, st.just("inverse_time"), init_values, st.floats(0, 1)),
+        st.builds(s.constant, init_values),
+        st.builds(s.exponential_decay, init_values, st.floats(0.5, 1.0), steps),
+        st.builds(s.step_decay, init_values, steps, st.floats(0.5, 1.0)),
+        st.builds(s.cosine_decay, init_values, steps, st.floats(0.01, 1.0)),
     )
