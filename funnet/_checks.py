@@ -36,6 +36,19 @@ def _cast(a: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
     return out
 
 
+def float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    """``dtype`` as float32 or float64, or a TypeError naming it."""
+    # np.dtype(None) is float64 (and np.dtype("float64") == None is True),
+    # so None is refused before any conversion or comparison.
+    try:
+        dt = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}")
+    return dt
+
+
 def _describe(a: np.ndarray) -> str:
     return f"{a.dtype} array of shape {a.shape}"
 

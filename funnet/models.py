@@ -23,7 +23,7 @@ from funnet.params import Params
 
 __all__ = ["mlp", "init", "init_with_state", "predict", "DTYPES"]
 
-DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+DTYPES = _checks.FLOATS
 HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 
 
@@ -67,17 +67,6 @@ def mlp(
     return serial(*layers)
 
 
-def _dtype(dtype: Any) -> np.dtype:
-    try:
-        dt = None if dtype is None else np.dtype(dtype)
-    except TypeError:
-        dt = None
-    # Compare with ``is None`` first: np.dtype("float64") == None is True.
-    if dt is None or dt not in DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
-    return dt
-
-
 def init_with_state(
     net: Layer, n_features: int, seed: Seed = 0, dtype: Any = np.float64
 ) -> tuple[Params, Params]:
@@ -95,7 +84,7 @@ def init_with_state(
         raise TypeError(f"n_features must be an int, got {n_features!r}")
     if n_features < 1:
         raise ValueError(f"n_features must be at least 1, got {n_features}")
-    out = net.init(generator(seed), int(n_features), _dtype(dtype))
+    out = net.init(generator(seed), int(n_features), _checks.float_dtype(dtype))
     state = out[2] if "state" in net.needs else {}
     return Params._own(out[1]), Params._own(state)
 

@@ -82,22 +82,13 @@ def test_training_resumed_in_a_new_process_matches_one_unbroken_run(tmp_path):
     assert not resumed.params.equals(halfway.params)
 
 
+# One small run on the bundled breast cancer data, shared by the CLI tests.
+RUN = ("train", "--data", "breast_cancer", "--hidden", "8", "--batch-size", "40")
+RUN += ("--seed", "5")
+
+
 def _train(tmp_path, *args):
-    return _python(
-        "-m",
-        "funnet",
-        "train",
-        "--data",
-        "breast_cancer",
-        "--hidden",
-        "8",
-        "--batch-size",
-        "40",
-        "--seed",
-        "5",
-        *args,
-        cwd=tmp_path,
-    )
+    return _python("-m", "funnet", *RUN, *args, cwd=tmp_path)
 
 
 def _params(path):
@@ -126,22 +117,7 @@ sys.exit(0 if cli.main(sys.argv[2:]) == 130 else 1)
 
 def _train_interrupted(tmp_path, after_epochs, *args):
     """``funnet train`` stopped like Ctrl-C right after epoch ``after_epochs``'s save."""
-    done = _python(
-        "-c",
-        INTERRUPT_SCRIPT,
-        str(after_epochs),
-        "train",
-        "--data",
-        "breast_cancer",
-        "--hidden",
-        "8",
-        "--batch-size",
-        "40",
-        "--seed",
-        "5",
-        *args,
-        cwd=tmp_path,
-    )
+    done = _python("-c", INTERRUPT_SCRIPT, str(after_epochs), *RUN, *args, cwd=tmp_path)
     assert "funnet: interrupted" in done.stderr
     return done
 

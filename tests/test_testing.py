@@ -111,7 +111,9 @@ def test_learning_rates_lie_in_the_range(lr):
 @given(schedule=schedules(), step=st.integers(0, 1000))
 def test_schedules_are_positive_and_non_increasing(schedule, step):
     assert 0 < schedule(step + 1) <= schedule(step) <= schedule(0)
-    assert re.match(r"(Constant|ExponentialDecay|StepDecay|CosineDecay)\(", repr(schedule))
+    assert re.match(
+        r"(Constant|ExponentialDecay|StepDecay|CosineDecay)\(", repr(schedule)
+    )
 
 
 @pytest.mark.parametrize(

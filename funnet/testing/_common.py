@@ -6,20 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from funnet._checks import FLOATS as _FLOATS  # noqa: F401 - shared with strategies
+from funnet._checks import float_dtype as _float_dtype
+
 __all__ = ["tolerances"]
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
-    # np.dtype(None) is float64, so None must be rejected before converting.
-    try:
-        dt = None if dtype is None else np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt not in _FLOATS:
-        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}")
-    return dt
 
 
 def _one_hot(y: np.ndarray, n_classes: int, dtype: Any) -> np.ndarray:
