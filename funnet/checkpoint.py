@@ -616,7 +616,11 @@ def build_network(config: Mapping[str, Any]) -> tuple[Layer, losses.Loss]:
     missing -= set(config)
     if missing:
         raise ValueError(f"network config lacks {sorted(missing)}")
-    if np.dtype(config["dtype"]) not in DTYPES:
+    try:
+        dtype = np.dtype(config["dtype"])
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype not in DTYPES:
         raise ValueError(
             f"network config has dtype {config['dtype']!r}; expected float32 "
             f"or float64"

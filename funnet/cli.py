@@ -444,7 +444,8 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     X_val, t_val = prepare(net, params, X_val, targets(y_val), loss)
     X_test, t_test = prepare(net, params, X_test, targets(y_test), loss)
 
-    optimizer = _optimizer(args, math.ceil(len(X_fit) / args.batch_size))
+    steps_per_epoch = math.ceil(len(X_fit) / args.batch_size)
+    optimizer = _optimizer(args, steps_per_epoch)
     step = make_step(net, loss, optimizer, seed=args.seed)
     state = init_train_state(params, optimizer)
     if ckpt is not None:
@@ -467,7 +468,6 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
             "standardizer": {"mean": scale.mean.tolist(), "std": scale.std.tolist()},
         },
     }
-    steps_per_epoch = math.ceil(len(X_fit) / args.batch_size)
     done_epochs, offset = divmod(state.step, steps_per_epoch)
 
     def save(state, epoch):

@@ -221,10 +221,26 @@ def assoc(params: Mapping[str, Any], key: str, value: Any) -> Params:
 def tree_map(fn: Callable[[np.ndarray], Any], params: Mapping[str, Any]) -> Params:
     """Apply ``fn`` to every array: ``toolz.valmap`` returning :class:`Params`.
 
-    The results are frozen without a copy, so ``fn`` must return new arrays
-    (as arithmetic does), never its argument's own buffer made writeable.
+    Fresh results (as arithmetic makes) are frozen without a copy; a result
+    that shares memory with a writeable input is copied first, so the
+    caller's arrays are never frozen or aliased.
+
+    >>> import numpy as np
+    >>> d = {"w": np.ones(2)}
+    >>> tree_map(np.asarray, d)["w"], d["w"].flags.writeable
+    (array([1., 1.]), True)
     """
-    return Params._own({k: np.asarray(fn(v)) for k, v in params.items()})
+    return Params._own({k: _result(fn(v), v) for k, v in params.items()})
+
+
+def _result(value: Any, *inputs: Any) -> np.ndarray:
+    """``value`` as an array that no caller holds writeable."""
+    r = np.asarray(value)
+    if r.flags.writeable and any(
+        isinstance(x, np.ndarray) and np.may_share_memory(r, x) for x in inputs
+    ):
+        r = r.copy()
+    return r
 
 
 def tree_map2(
@@ -245,7 +261,7 @@ def tree_map2(
             f"the two mappings must have the same keys; these appear in only "
             f"one of them: {missing}"
         )
-    return Params._own({k: np.asarray(fn(v, b[k])) for k, v in a.items()})
+    return Params._own({k: _result(fn(v, b[k]), v, b[k]) for k, v in a.items()})
 
 
 def as_dtype(params: Mapping[str, Any], dtype: Any) -> Params:

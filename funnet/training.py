@@ -176,6 +176,8 @@ def _unpack(batch: Any, params: Mapping[str, np.ndarray], where: str):
     the dtypes differ).
     """
     try:
+        if isinstance(batch, np.ndarray):
+            raise TypeError  # an array would unpack into its first two rows
         X, y = batch
     except (TypeError, ValueError):
         raise TypeError(
@@ -183,7 +185,15 @@ def _unpack(batch: Any, params: Mapping[str, np.ndarray], where: str):
             f"{type(batch).__name__} {batch!r:.80}"
         ) from None
     X = np.asanyarray(X)
-    for value in params.values():
+    for key, value in params.items():
+        # The first entry is W1 for a serial network: one comparison turns a
+        # NumPy core-dimension error into a message that names the sizes.
+        if value.ndim == 2 and (X.ndim != 2 or X.shape[1] != value.shape[0]):
+            raise ValueError(
+                f"{where}: a batch has X of shape {X.shape} but params[{key!r}] "
+                f"has shape {value.shape}; expected X of shape (n, "
+                f"{value.shape[0]})"
+            )
         if X.dtype != value.dtype:
             X = X.astype(value.dtype)
         break
@@ -582,7 +592,10 @@ def prepare(
     _checks.finite_params(params, "prepare")
     X = _checks.features(X, params, "X")
     k = _n_outputs(net, params)
-    if loss is softmax_cross_entropy and np.ndim(y) == 1:
+    shape, kind = np.shape(y), np.asarray(y).dtype.kind
+    if loss is softmax_cross_entropy and (
+        len(shape) == 1 or (len(shape) == 2 and shape[1] == 1 and kind in "iub")
+    ):
         return X, _checks.labels(y, len(X), k, "y")
     y = _checks.targets(y, len(X), k, "y", dtype=X.dtype)
     if loss is binary_cross_entropy and ((y < 0) | (y > 1)).any():

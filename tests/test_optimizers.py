@@ -665,3 +665,11 @@ def test_a_schedule_that_gives_a_bad_learning_rate_is_refused(learning_rate, sho
         state = opt.init(params)
         for _ in range(4):
             _, state = opt.update(params, state, params)
+
+
+def test_a_schedule_that_returns_no_number_is_named():
+    opt = optimizers.sgd(lambda step: None)
+    with pytest.raises(
+        ValueError, match="the learning_rate schedule .* gave None at step 0"
+    ):
+        opt.init(Params(W=np.ones(2)))

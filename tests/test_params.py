@@ -150,3 +150,13 @@ def test_as_dtype_casts_every_array_and_keeps_the_input():
     q = as_dtype(p, np.float32)
     assert q.dtype == np.float32
     assert p.dtype == np.float64
+
+
+def test_tree_maps_never_freeze_or_alias_the_callers_arrays():
+    d = {"w": np.ones(3)}
+    e = {"w": np.zeros(3)}
+    mapped = tree_map(np.asarray, d)
+    picked = tree_map2(lambda x, y: x, d, e)
+    assert d["w"].flags.writeable and e["w"].flags.writeable
+    d["w"][0] = 5.0
+    assert mapped["w"][0] == 1.0 and picked["w"][0] == 1.0

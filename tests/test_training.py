@@ -402,3 +402,22 @@ def test_gradient_descent_takes_a_number_and_points_schedules_to_make_step():
         gradient_descent(net, losses.softmax_cross_entropy, float("inf"))
     with pytest.raises(TypeError, match="drop_prob must be a number, got 'a'"):
         dropout("a")
+
+
+def test_a_batch_of_the_wrong_width_or_shape_is_named_inside_fit():
+    net, params, X, y = _problem()
+    step = gradient_descent(net, losses.softmax_cross_entropy, 0.1)
+    with pytest.raises(
+        ValueError, match=r"a batch has X of shape \(2, 4\) but params\['W1'\]"
+    ):
+        fit(step, [(np.ones((2, 4)), np.zeros(2, int))], params)
+    with pytest.raises(
+        TypeError, match=r"each batch must be a pair \(X, y\), got ndarray"
+    ):
+        fit(step, [np.ones((2, 5))], params)
+
+
+def test_prepare_accepts_integer_labels_as_a_column():
+    net, params, X, y = _problem()
+    _, as_column = prepare(net, params, X, y[:, None], losses.softmax_cross_entropy)
+    np.testing.assert_array_equal(as_column, y)

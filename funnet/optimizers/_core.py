@@ -178,7 +178,7 @@ def _checked_schedule(fn: str, name: str, schedule: Schedule) -> Schedule:
 
     def checked(step: int) -> float:
         value = schedule(step)
-        if not 0.0 <= value < math.inf:
+        if not isinstance(value, numbers.Real) or not 0.0 <= value < math.inf:
             raise ValueError(
                 f"{fn}: the {name} schedule {schedule!r} gave {value!r} at "
                 f"step {step}; expected a finite number >= 0"

@@ -152,7 +152,7 @@ def adagrad(
 
     Args:
       learning_rate: :math:`\eta > 0`, a number or a schedule.
-      eps: :math:`\epsilon \ge 0`.
+      eps: :math:`\epsilon > 0`, which keeps the denominator away from zero.
       initial_accumulator_value: :math:`s_0 \ge 0`.
 
     Returns:
@@ -226,7 +226,7 @@ def rmsprop(
     Args:
       learning_rate: :math:`\eta > 0`, a number or a schedule.
       decay: :math:`\rho \in [0, 1)`.
-      eps: :math:`\epsilon \ge 0`.
+      eps: :math:`\epsilon > 0`, which keeps the denominator away from zero.
       momentum: :math:`\mu \in [0, 1)`.
       centered: divide by the estimated standard deviation.
 
@@ -332,7 +332,7 @@ def adam(
       learning_rate: :math:`\eta > 0`, a number or a schedule.
       b1: :math:`\beta_1 \in [0, 1)`.
       b2: :math:`\beta_2 \in [0, 1)`.
-      eps: :math:`\epsilon \ge 0`.
+      eps: :math:`\epsilon > 0`, which keeps the denominator away from zero.
 
     Returns:
       An :class:`Optimizer` whose state is :class:`AdamState`.
