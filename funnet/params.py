@@ -17,7 +17,7 @@ False
 >>> p["W1"] = np.zeros((2, 3))
 Traceback (most recent call last):
 ...
-TypeError: Params is immutable: cannot set 'W1'; build a new one with funnet.params.assoc(params, key, value)
+TypeError: Params is immutable: cannot set 'W1'; build a new one with ...
 """
 
 from __future__ import annotations
