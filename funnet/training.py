@@ -272,11 +272,14 @@ def _train_step(
     # Dropping each temporary as soon as it is used lets the allocator hand
     # its still-cached memory to the next arrays of the same size.
     del Y, cache, dY
-    updates, opt_state = optimizer.update(grads, state.opt_state, params)
-    del grads
-    return TrainState(
-        apply_updates(params, updates), opt_state, state.step + 1, value, net_state
-    )
+    fused = getattr(optimizer, "step", None)
+    if fused is not None:
+        new_params, opt_state = fused(grads, state.opt_state, params)
+    else:
+        updates, opt_state = optimizer.update(grads, state.opt_state, params)
+        del grads
+        new_params = apply_updates(params, updates)
+    return TrainState(new_params, opt_state, state.step + 1, value, net_state)
 
 
 def make_step(
@@ -285,7 +288,8 @@ def make_step(
     """A training step ``TrainState -> batch -> TrainState`` with any optimizer.
 
     forward (training mode) -> loss -> backward -> ``optimizer.update`` ->
-    :func:`~funnet.optimizers.apply_updates`. Layers that draw random
+    :func:`~funnet.optimizers.apply_updates`, or the optimizer's fused
+    ``step``, which gives the same params bit for bit, when it has one. Layers that draw random
     numbers (dropout) get a generator derived from ``seed`` and the step
     count, so the same run always draws the same masks.
     """

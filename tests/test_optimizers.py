@@ -349,6 +349,118 @@ def test_update_mutates_neither_grads_nor_state_nor_params(name):
     assert not any(v.flags.writeable for v in updates.values())
 
 
+def _leaves(state):
+    if isinstance(state, Params):
+        for k, v in state.items():
+            yield k, v
+    elif isinstance(state, tuple):
+        for member in state:
+            yield from _leaves(member)
+    else:
+        yield None, state
+
+
+def _assert_same_state(a, b):
+    left, right = list(_leaves(a)), list(_leaves(b))
+    assert [k for k, _ in left] == [k for k, _ in right]
+    for (key, x), (_, y) in zip(left, right):
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype, key
+            np.testing.assert_array_equal(x, y, err_msg=str(key))
+        else:
+            assert x == y, key
+
+
+_FUSED = {
+    **{name: make for name, make in _ALL.items()},
+    "chain-ending-in-sgd": lambda: chain(clip_by_value(0.5), sgd(0.1)),
+    "sgd-schedule": lambda: sgd(schedules.step_decay(0.1, 2, 0.5)),
+}
+
+
+@pytest.mark.parametrize("name", list(_FUSED))
+@given(
+    dtype=st.sampled_from([np.float32, np.float64]),
+    rows=st.integers(1, 5),
+    cols=st.integers(1, 4),
+    order=st.sampled_from("CF"),
+    seed=st.integers(0, 2**16),
+)
+def test_the_fused_step_equals_update_then_apply_updates_bit_for_bit(
+    name, dtype, rows, cols, order, seed
+):
+    rng = np.random.default_rng(seed)
+    opt = _FUSED[name]()
+    params = Params(
+        W=rng.normal(size=(rows, cols)).astype(dtype), b=np.zeros(cols, dtype)
+    )
+    state = opt.init(params)
+    fused_params, fused_state = params, state
+    for _ in range(3):
+        grads = {
+            "W": np.asarray(rng.normal(size=(rows, cols)), dtype, order=order),
+            "b": rng.normal(size=cols).astype(dtype),
+        }
+        updates, state = opt.update(grads, state, params)
+        params = apply_updates(params, updates)
+        fused_params, fused_state = assert_pure(
+            opt.step, grads, fused_state, fused_params
+        )
+        _assert_same_state(fused_params, params)
+        _assert_same_state(fused_state, state)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "chain"])
+def test_the_fused_step_equals_the_two_functions_on_params_of_several_blocks(name):
+    n = optimizers.rules._BLOCK * 2 + 123
+    rng = np.random.default_rng(5)
+    opt = _ALL[name]()
+    params = Params(W=rng.normal(size=(n, 1)).astype(np.float32))
+    state = fused_state = opt.init(params)
+    fused = params
+    for _ in range(2):
+        grads = Params(W=rng.normal(size=(n, 1)).astype(np.float32))
+        updates, state = opt.update(grads, state, params)
+        params = apply_updates(params, updates)
+        fused, fused_state = opt.step(grads, fused_state, fused)
+        _assert_same_state(fused, params)
+        _assert_same_state(fused_state, state)
+
+
+def test_a_fused_step_refuses_params_that_do_not_match_the_grads():
+    p = Params(W=np.zeros((2, 2)))
+    for opt in (sgd(0.1), adam(0.1), momentum(0.1)):
+        state = opt.init(p)
+        with pytest.raises(KeyError, match="keys"):
+            opt.step(Params(W=np.ones((2, 2))), state, Params(V=np.ones((2, 2))))
+    with pytest.raises(ValueError, match=r"shape \(2, 2\).*\(4,\)"):
+        adam(0.1).step(
+            Params(W=np.ones((2, 2))), adam(0.1).init(p), Params(W=np.ones(4))
+        )
+
+
+def test_an_optimizer_without_a_fused_step_trains_through_make_step_alike():
+    opt = adam(0.05)
+    chained = chain(clip_by_value(0.01), opt)
+    net = funnet.mlp([4], n_outputs=3)
+    X = np.random.default_rng(0).normal(size=(12, 5))
+    y = np.arange(12) % 3
+    data = list(funnet.training.batches(X, y, 4, seed=0, epochs=2))
+    results = []
+    pairs = [(o, optimizers.Optimizer(o.init, o.update)) for o in (opt, chained)]
+    for o in [o for pair in pairs for o in pair]:
+        params = funnet.init(net, 5, seed=1)
+        step = funnet.training.make_step(net, losses.softmax_cross_entropy, o)
+        state = funnet.training.fit(
+            step, data, funnet.training.init_train_state(params, o)
+        )
+        results.append(state.params)
+    _assert_same_state(results[0], results[1])
+    _assert_same_state(results[2], results[3])
+    assert not np.array_equal(results[0]["W1"], results[2]["W1"])
+    assert not np.array_equal(results[0]["W1"], funnet.init(net, 5, seed=1)["W1"])
+
+
 def test_a_float32_run_never_upcasts_even_with_numpy_float64_hyperparameters():
     p = Params(W=np.ones((2, 2), np.float32))
     g = Params(W=np.full((2, 2), 0.5, np.float32))

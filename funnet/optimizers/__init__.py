@@ -7,8 +7,12 @@ An :class:`Optimizer` is ``(init, update)``:
 ``update(grads, opt_state, params) -> (updates, opt_state)``
     turns gradients into the updates to add, and the next state.
 
-:func:`apply_updates` adds the updates: ``params + updates``. Neither
-function mutates anything; the state is an immutable record
+:func:`apply_updates` adds the updates: ``params + updates``. The rules
+here also carry a third function, ``step(grads, opt_state, params) ->
+(new_params, opt_state)``, which gives exactly ``apply_updates(params,
+updates)`` with one pass over the params fewer; training steps use it when
+an optimizer has one, and an optimizer made of ``(init, update)`` alone
+works the same, a little slower. No function here mutates anything; the state is an immutable record
 (:class:`~typing.NamedTuple`) of ints, floats, ``None`` and
 :class:`~funnet.params.Params`, and every update returns a new one. Each
 optimizer's record starts with ``count`` (the updates made so far) and

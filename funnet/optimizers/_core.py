@@ -23,10 +23,19 @@ Mask = Union[Callable[[str, np.ndarray], bool], Mapping[str, bool], None]
 
 
 class Optimizer(NamedTuple):
-    """A pair of pure functions ``(init, update)``; see the module doc."""
+    """A pair of pure functions ``(init, update)``; see the package doc.
+
+    ``step``, when given, is a third pure function, ``(grads, opt_state,
+    params) -> (new_params, opt_state)``: the update and its application in
+    one go. It must give exactly ``apply_updates(params, updates)`` and the
+    same state as ``update``; it exists because it can add each update to
+    its parameter while both are still in cache, one pass over the params
+    fewer. Training steps use it when it is there.
+    """
 
     init: Callable[[Mapping[str, np.ndarray]], Any]
     update: Callable[..., tuple[Params, Any]]
+    step: Callable[..., tuple[Params, Any]] | None = None
 
 
 class OptState(NamedTuple):
@@ -117,6 +126,48 @@ def apply_updates(params: Mapping[str, Any], updates: Mapping[str, Any]) -> Para
     One pass per parameter; each sum keeps the parameter's dtype.
     """
     return tree_map2(np.add, params, updates)
+
+
+def from_fresh_updates(
+    init: Callable[[Mapping[str, np.ndarray]], Any],
+    fresh: Callable[..., tuple[dict[str, np.ndarray], Any]],
+) -> Optimizer:
+    """An optimizer, fused step included, from a rule that makes new arrays.
+
+    ``fresh(grads, state, params) -> (updates, state)`` must return updates
+    that it has just allocated and nobody else holds. ``update`` freezes
+    them; ``step`` first adds each parameter into its update in place
+    (``u + p`` equals ``p + u`` exactly), which saves allocating the new
+    params.
+    """
+
+    def update(grads, state, params=None):
+        updates, new = fresh(grads, state, params)
+        return Params._own(updates), new
+
+    def step(grads, state, params):
+        updates, new = fresh(grads, state, params)
+        _add_params(updates, params)
+        return Params._own(updates), new
+
+    return Optimizer(init, update, step)
+
+
+def _add_params(updates: dict[str, np.ndarray], params: Mapping[str, Any]) -> None:
+    """Turn fresh ``updates`` into ``params + updates``, in place."""
+    if updates.keys() != params.keys():
+        raise KeyError(
+            f"the params have keys {sorted(params)} but the updates "
+            f"{sorted(updates)}; expected the same keys"
+        )
+    for k, u in updates.items():
+        p = params[k]
+        if p.shape != u.shape or p.dtype != u.dtype:
+            # Broadcasting or promotion would change the result's shape or
+            # dtype: leave those cases to the general sum.
+            updates[k] = np.add(p, u)
+        else:
+            np.add(u, p, out=u)
 
 
 # -- checks at construction time ------------------------------------------

@@ -26,6 +26,7 @@ from funnet.optimizers._core import (
     _mask,
     _schedule,
     _zeros,
+    from_fresh_updates,
 )
 from funnet.params import Params
 
@@ -96,14 +97,39 @@ def _plain_sgd(lr: Schedule) -> Optimizer:
         updates = Params._own({k: g * c for k, g in grads.items()})
         return updates, OptState(state.count + 1, eta)
 
-    return Optimizer(init, update)
+    def step(grads, state, params):
+        _check_keys("sgd", grads, params)
+        eta = float(lr(state.count))
+        c = -eta
+        new = {k: _scaled_sum(g, c, params[k]) for k, g in grads.items()}
+        return Params._own(new), OptState(state.count + 1, eta)
+
+    return Optimizer(init, update, step)
+
+
+def _scaled_sum(g: np.ndarray, c: float, p: np.ndarray) -> np.ndarray:
+    """``p + g * c`` as a new array, block by block.
+
+    The same arithmetic as ``p + (g * c)``, but each block of the product
+    is still in cache when ``p`` is added to it.
+    """
+    if g.shape != p.shape or g.dtype != p.dtype:
+        return np.add(p, g * c)
+    u = np.empty(g.shape, g.dtype)
+    G, P, U = g.reshape(-1), p.reshape(-1), u.reshape(-1)
+    for start in range(0, G.size, _BLOCK):
+        b = slice(start, start + _BLOCK)
+        ub = U[b]
+        np.multiply(G[b], c, out=ub)
+        ub += P[b]
+    return u
 
 
 def _momentum(lr: Schedule, mu: float, nesterov: bool) -> Optimizer:
     def init(params):
         return MomentumState(0, float(lr(0)), _zeros(params))
 
-    def update(grads, state, params=None):
+    def fresh(grads, state, params=None):
         _check_keys("sgd", grads, state.velocity)
         eta = float(lr(state.count))
         c = -eta
@@ -119,10 +145,9 @@ def _momentum(lr: Schedule, mu: float, nesterov: bool) -> Optimizer:
                 u = v * c
             velocity[k] = v
             updates[k] = u
-        new = MomentumState(state.count + 1, eta, Params._own(velocity))
-        return Params._own(updates), new
+        return updates, MomentumState(state.count + 1, eta, Params._own(velocity))
 
-    return Optimizer(init, update)
+    return from_fresh_updates(init, fresh)
 
 
 def momentum(learning_rate: LearningRate = 0.01, momentum: float = 0.9) -> Optimizer:
@@ -172,7 +197,7 @@ def adagrad(
         sums = {k: np.full_like(v, s0) for k, v in params.items()}
         return AdagradState(0, float(lr(0)), Params._own(sums))
 
-    def update(grads, state, params=None):
+    def fresh(grads, state, params=None):
         _check_keys("adagrad", grads, state.sum_of_squares)
         eta = float(lr(state.count))
         c = -eta
@@ -186,10 +211,9 @@ def adagrad(
             u *= c
             sums[k] = s
             updates[k] = u
-        new = AdagradState(state.count + 1, eta, Params._own(sums))
-        return Params._own(updates), new
+        return updates, AdagradState(state.count + 1, eta, Params._own(sums))
 
-    return Optimizer(init, update)
+    return from_fresh_updates(init, fresh)
 
 
 def rmsprop(
@@ -254,7 +278,7 @@ def rmsprop(
             _zeros(params) if mu else None,
         )
 
-    def update(grads, state, params=None):
+    def fresh(grads, state, params=None):
         _check_keys("rmsprop", grads, state.square_avg)
         eta = float(lr(state.count))
         c = -eta
@@ -293,9 +317,9 @@ def rmsprop(
             Params._own(means) if centered else None,
             Params._own(velocity) if mu else None,
         )
-        return Params._own(updates), new
+        return updates, new
 
-    return Optimizer(init, update)
+    return from_fresh_updates(init, fresh)
 
 
 def adam(
@@ -402,44 +426,69 @@ def _adam(fn, learning_rate, b1, b2, eps, wd, mask) -> Optimizer:
     def init(params):
         return AdamState(0, float(lr(0)), _zeros(params), _zeros(params))
 
-    def update(grads, state, params=None):
+    def moments(grads, state, params, apply):
         _check_keys(fn, grads, state.mu)
-        if wd and params is None:
+        if (wd or apply) and params is None:
             raise TypeError(
                 f"{fn}: weight decay needs params; call update(grads, state, params)"
             )
+        if apply:
+            _check_keys(fn, grads, params)
         t = state.count + 1
         eta = float(lr(state.count))
         root = math.sqrt(1.0 - b2**t)
         step = -eta * root / (1.0 - b1**t)
         eps_t = eps * root
         decay = -eta * wd
-        mus, nus, updates = {}, {}, {}
+        mus, nus, out = {}, {}, {}
         for k, g in grads.items():
-            m, v, u = _adam_moments_and_step(
-                g, state.mu[k], state.nu[k], b1, b2, eps_t, step
+            p = params[k] if apply or decay else None
+            mus[k], nus[k], out[k] = _adam_kernel(
+                g,
+                state.mu[k],
+                state.nu[k],
+                p if decay and mask(k, p) else None,
+                p if apply else None,
+                (b1, b2, eps_t, step, decay),
             )
-            if decay and mask(k, params[k]):
-                u += params[k] * decay
-            mus[k], nus[k], updates[k] = m, v, u
         new = AdamState(t, eta, Params._own(mus), Params._own(nus))
-        return Params._own(updates), new
+        return Params._own(out), new
 
-    return Optimizer(init, update)
+    def update(grads, state, params=None):
+        return moments(grads, state, params, False)
+
+    def step(grads, state, params):
+        return moments(grads, state, params, True)
+
+    return Optimizer(init, update, step)
 
 
-# Elements per block in the Adam kernel: the dozen passes over a block of
-# 64K floats (a few hundred KiB per array) stay in cache, so memory is read
-# and written about once per array instead of once per pass.
+# Elements per block in the element-wise kernels: the passes over a block of
+# 64K floats (a few hundred KiB per array) find it in cache, so memory is
+# read and written about once per array instead of once per pass.
 _BLOCK = 1 << 16
 
 
-def _adam_moments_and_step(g, m_old, v_old, b1, b2, eps, step):
+def _adam_kernel(g, m_old, v_old, decayed, added, constants):
     """New ``m``, ``v`` and the update ``step * m / (sqrt(v) + eps)``.
 
+    With ``decayed`` (a param), ``decay * decayed`` joins the update; with
+    ``added`` (the same param), the third array is ``added + update``
+    instead of the update, the same sum :func:`apply_updates` makes.
     Three fresh arrays; the arithmetic runs block by block in place on them
-    (never on the inputs).
+    (never on the inputs). Ops whose output is one of their inputs run
+    about twice as fast as those writing a third array, hence the order.
     """
+    b1, b2, eps, step, decay = constants
+    for param in (decayed, added):
+        if param is not None and np.shape(param) != g.shape:
+            raise ValueError(
+                f"adam: a gradient has shape {g.shape} but its param "
+                f"{np.shape(param)}; expected the same shape"
+            )
+    if added is not None and added.dtype != g.dtype:
+        m, v, u = _adam_kernel(g, m_old, v_old, decayed, None, constants)
+        return m, v, np.add(added, u)
     # C-ordered outputs, so that their flat views below are views, whatever
     # the memory layout of the inputs (whose flat copies are only read).
     m = np.empty(g.shape, g.dtype)
@@ -448,13 +497,16 @@ def _adam_moments_and_step(g, m_old, v_old, b1, b2, eps, step):
     w1, w2 = 1.0 - b1, 1.0 - b2
     G, M0, V0 = g.reshape(-1), m_old.reshape(-1), v_old.reshape(-1)
     M, V, U = m.reshape(-1), v.reshape(-1), u.reshape(-1)
+    D = None if decayed is None else decayed.reshape(-1)
+    P = None if added is None else added.reshape(-1)
+    scratch = None if D is None else np.empty(min(G.size, _BLOCK), g.dtype)
     for start in range(0, G.size, _BLOCK):
         b = slice(start, start + _BLOCK)
         gb, mb, vb, ub = G[b], M[b], V[b], U[b]
         np.multiply(gb, w1, out=ub)
         np.multiply(M0[b], b1, out=mb)
         mb += ub
-        np.multiply(gb, gb, out=ub)
+        np.square(gb, out=ub)
         ub *= w2
         np.multiply(V0[b], b2, out=vb)
         vb += ub
@@ -462,4 +514,10 @@ def _adam_moments_and_step(g, m_old, v_old, b1, b2, eps, step):
         ub += eps
         np.divide(mb, ub, out=ub)
         ub *= step
+        if D is not None:
+            sb = scratch[: ub.size]
+            np.multiply(D[b], decay, out=sb)
+            ub += sb
+        if P is not None:
+            ub += P[b]
     return m, v, u

@@ -22,6 +22,7 @@ from funnet.optimizers._core import (
     _in_range,
     _mask,
     _schedule,
+    apply_updates,
 )
 from funnet.params import Params
 
@@ -57,19 +58,33 @@ def chain(*transforms: Optimizer) -> Optimizer:
     def init(params):
         return tuple(t.init(params) for t in transforms)
 
-    def update(grads, state, params=None):
+    def run(grads, state, params, functions):
         if not isinstance(state, tuple) or len(state) != len(transforms):
             raise ValueError(
                 f"chain: expected a state tuple of {len(transforms)} members, "
                 f"got {state!r:.80}; build it with this chain's init"
             )
         new = []
-        for t, s in zip(transforms, state):
-            grads, s = t.update(grads, s, params)
+        for fn, s in zip(functions, state):
+            grads, s = fn(grads, s, params)
             new.append(s)
         return grads, tuple(new)
 
-    return Optimizer(init, update)
+    updates = tuple(t.update for t in transforms)
+
+    def update(grads, state, params=None):
+        return run(grads, state, params, updates)
+
+    # The last member's fused step, if it has one, applies the chain's
+    # updates: the same sum apply_updates would make.
+    last_step = getattr(transforms[-1], "step", None) if transforms else None
+    fused = updates if last_step is None else (*updates[:-1], last_step)
+
+    def step(grads, state, params):
+        out, new = run(grads, state, params, fused)
+        return (out if last_step else apply_updates(params, out)), new
+
+    return Optimizer(init, update, step)
 
 
 def clip_by_global_norm(max_norm: float) -> Optimizer:
