@@ -16,6 +16,30 @@ import numpy as np
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+# Rows per block when a whole-array finiteness check must look entry by entry.
+_FINITE_BLOCK = 1 << 16
+
+
+def finite(a: np.ndarray) -> bool:
+    """``np.isfinite(a).all()``, without a mask the size of ``a``.
+
+    A sum is finite when every entry is, unless it overflows; only a
+    non-finite sum (NaN or infinity somewhere, or that overflow) needs the
+    entry-by-entry check, made a block of rows at a time. So checking a
+    data set reads it once and allocates nothing of its size.
+    """
+    if a.dtype.kind not in "fc":
+        return True
+    if a.size <= _FINITE_BLOCK:
+        return bool(np.isfinite(a).all())
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(a, axis=None)
+    if np.isfinite(total):
+        return True
+    rows = max(1, _FINITE_BLOCK * len(a) // a.size)
+    return all(bool(np.isfinite(a[i : i + rows]).all()) for i in range(0, len(a), rows))
+
+
 def _cast(a: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
     """``a`` as ``dtype``, refusing values that overflow to infinity.
 
@@ -27,7 +51,7 @@ def _cast(a: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
         return a
     with np.errstate(over="ignore"):  # an overflow is reported below
         out = a.astype(dtype)
-    if a.dtype.kind == "f" and not np.isfinite(out).all():
+    if a.dtype.kind == "f" and not finite(out):
         raise ValueError(
             f"{name} holds values too large for {dtype} (largest magnitude "
             f"{np.abs(a).max()}, the limit is {np.finfo(dtype).max}); scale "
@@ -132,7 +156,7 @@ def features(
         target = params_dtype(params) if dtype is None else np.dtype(dtype)
     else:
         target = np.dtype(dtype or (a.dtype if a.dtype in FLOATS else np.float64))
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
+    if a.dtype.kind == "f" and not finite(a):
         bad = np.argwhere(~np.isfinite(a))[0]
         raise ValueError(
             f"{name} contains NaN or infinity (first at row {bad[0]}, column "
@@ -162,7 +186,7 @@ def labels(
             f"expected one label per sample"
         )
     if a.dtype.kind == "f":
-        if not np.isfinite(a).all():
+        if not finite(a):
             raise ValueError(
                 f"{name} contains NaN or infinity; expected integer labels"
             )
@@ -213,7 +237,7 @@ def targets(
             f"{name} has shape {a.shape}; expected ({n_samples}, {n_outputs}) "
             f"to match {n_samples} samples and {n_outputs} network outputs"
         )
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
+    if a.dtype.kind == "f" and not finite(a):
         bad = np.argwhere(~np.isfinite(a))[0]
         raise ValueError(
             f"{name} contains NaN or infinity (first at index "
@@ -237,7 +261,7 @@ def all_finite(arrays) -> bool:
     """True when every array in the iterable holds only finite numbers."""
     for a in arrays:
         a = np.asarray(a)
-        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+        if not finite(a):
             return False
     return True
 

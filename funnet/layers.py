@@ -169,8 +169,9 @@ def dense(
         return Z, X
 
     def backward_params(params, X, dZ):
-        # np.add.reduce is ndarray.sum without its Python-level wrapper.
-        return {"W": X.T @ dZ, "b": np.add.reduce(dZ, axis=0)}
+        # The bias gradient as a matrix-vector product: BLAS sums the
+        # columns about twice as fast as a reduction over axis 0.
+        return {"W": X.T @ dZ, "b": np.ones(len(dZ), dZ.dtype) @ dZ}
 
     def backward(params, X, dZ):
         return backward_params(params, X, dZ), dZ @ params["W"].T
@@ -187,8 +188,12 @@ def dense(
 
 def _relu_grad(Z, Y, dY):
     # The derivative is 1 where Z > 0 and 0 elsewhere, 0 at Z == 0 included.
-    # Multiplying by the boolean mask is one fused pass; np.where is slower.
-    return dY * (Z > 0)
+    # The mask is cast to dY's dtype once and multiplied in place: a product
+    # with a boolean array casts inside the loop and runs slower, np.where
+    # slower still.
+    mask = (Z > 0).astype(dY.dtype)
+    mask *= dY
+    return mask
 
 
 def _sigmoid(Z):

@@ -507,7 +507,7 @@ def _check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     for name, a in (("X", X), ("y", y)):
         if a.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
+        if a.dtype.kind == "f" and not _checks.finite(a):
             raise ValueError(f"{name} contains NaN or infinity; expected finite values")
     return X, y
 
@@ -645,7 +645,7 @@ def accuracy(outputs: np.ndarray, y: np.ndarray) -> float:
             f"accuracy: y has shape {y.shape}; expected {len(outputs)} labels "
             f"(shape ({len(outputs)},)) or rows of shape {outputs.shape}"
         )
-    if not np.isfinite(outputs).all():
+    if not _checks.finite(outputs):
         raise ValueError("accuracy: outputs contain NaN or infinity")
     k = max(outputs.shape[1], 2)
     if y.dtype.kind == "f" and not (y == np.round(y)).all():

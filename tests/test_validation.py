@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import funnet
-from funnet import losses
+from funnet import _checks, losses
 from funnet.training import batches, epoch_batches, prepare, value_and_grad
 
 NET = funnet.mlp([5], n_outputs=3)
@@ -239,3 +241,51 @@ def test_batches_are_epoch_tagged_two_tuples():
     assert [b.epoch for b in got] == [3, 3, 4, 4]
     Xb, yb = got[0]
     assert Xb.shape == (4, 4) and yb.shape == (4,)
+
+
+# -- the finiteness check on whole data sets ----------------------------------
+
+
+@given(
+    rows=st.integers(1, 30),
+    cols=st.integers(1, 40),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+    bad=st.sampled_from([None, np.nan, np.inf, -np.inf]),
+    where=st.floats(0.0, 1.0, exclude_max=True),
+    big=st.booleans(),
+)
+def test_the_data_finiteness_check_agrees_with_numpy(
+    rows, cols, dtype, bad, where, big
+):
+    # Values near the dtype's largest make the fast sum overflow while every
+    # entry is finite: the entry-by-entry check must then have the last word.
+    fill = np.finfo(dtype).max / 2 if big else 1.0
+    a = np.full((rows, cols), fill, dtype)
+    if bad is not None:
+        a.reshape(-1)[int(where * a.size)] = bad
+    expected = bool(np.isfinite(a).all())
+    # Blocks of a few entries, so that small arrays take the blocked path.
+    saved, _checks._FINITE_BLOCK = _checks._FINITE_BLOCK, 7
+    try:
+        assert _checks.finite(a) == expected
+        assert _checks.finite(a.T) == expected
+        assert _checks.finite(a[:, 0]) == bool(np.isfinite(a[:, 0]).all())
+    finally:
+        _checks._FINITE_BLOCK = saved
+    assert _checks.finite(a) == expected
+
+
+def test_checking_a_large_data_set_allocates_nothing_of_its_size():
+    import tracemalloc
+
+    X = np.ones((4000, 784), np.float32)  # 12.5 MB
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        assert _checks.finite(X)
+        X[-1, -1] = np.nan
+        assert not _checks.finite(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes / 20
