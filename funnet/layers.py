@@ -186,14 +186,22 @@ def dense(
     )
 
 
-def _relu_grad(Z, Y, dY):
+def _relu_forward(params, Z):
+    # Y > 0 exactly where Z > 0 (NaN included: both comparisons are false),
+    # so the output alone serves the backward pass, and Z can be freed as
+    # soon as the next layer is done with it.
+    Y = np.maximum(Z, 0)
+    return Y, Y
+
+
+def _relu_backward(params, Y, dY):
     # The derivative is 1 where Z > 0 and 0 elsewhere, 0 at Z == 0 included.
     # The mask is cast to dY's dtype once and multiplied in place: a product
     # with a boolean array casts inside the loop and runs slower, np.where
     # slower still.
-    mask = (Z > 0).astype(dY.dtype)
+    mask = (Y > 0).astype(dY.dtype)
     mask *= dY
-    return mask
+    return {}, mask
 
 
 def _sigmoid(Z):
@@ -231,7 +239,7 @@ def _tanh_grad(Z, Y, dY):
 
 def relu() -> Layer:
     r"""Rectified linear unit, :math:`\max(Z, 0)`; derivative 1 where Z > 0, else 0."""
-    return _elementwise("relu", lambda Z: np.maximum(Z, 0), _relu_grad)
+    return Layer(_no_params, _relu_forward, _relu_backward, "relu")
 
 
 def sigmoid() -> Layer:

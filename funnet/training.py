@@ -248,14 +248,18 @@ def gradient_descent(
     return functools.partial(_sgd_step, net, loss, float(learning_rate))
 
 
-def _train_step(
-    net: Layer,
-    loss: Loss,
-    optimizer: Optimizer,
-    entropy: int,
-    state: TrainState,
-    batch: Batch,
-) -> TrainState:
+class _Pending(NamedTuple):
+    """The first half of a training step: what the update needs."""
+
+    value: Any
+    grads: Params
+    net_state: Params
+
+
+def _gradients(
+    net: Layer, loss: Loss, entropy: int, state: TrainState, batch: Batch
+) -> _Pending:
+    """Forward, loss and backward: the loss and gradients at ``state``."""
     if not isinstance(state, TrainState):
         raise TypeError(
             f"the make_step step takes a TrainState (from init_train_state), "
@@ -268,18 +272,36 @@ def _train_step(
         net, params, X, training=True, rng=rng, state=state.net_state
     )
     value, dY = loss(Y, y)
-    grads = _param_grads(net, params, cache, dY)
     # Dropping each temporary as soon as it is used lets the allocator hand
     # its still-cached memory to the next arrays of the same size.
-    del Y, cache, dY
+    del Y
+    grads = _param_grads(net, params, cache, dY)
+    return _Pending(value, grads, net_state)
+
+
+def _update(optimizer: Optimizer, state: TrainState, pending: _Pending) -> TrainState:
+    """The second half of a training step: the optimizer's update."""
+    params, grads = state.params, pending.grads
     fused = getattr(optimizer, "step", None)
     if fused is not None:
         new_params, opt_state = fused(grads, state.opt_state, params)
     else:
         updates, opt_state = optimizer.update(grads, state.opt_state, params)
-        del grads
         new_params = apply_updates(params, updates)
-    return TrainState(new_params, opt_state, state.step + 1, value, net_state)
+    return TrainState(
+        new_params, opt_state, state.step + 1, pending.value, pending.net_state
+    )
+
+
+def _train_step(
+    net: Layer,
+    loss: Loss,
+    optimizer: Optimizer,
+    entropy: int,
+    state: TrainState,
+    batch: Batch,
+) -> TrainState:
+    return _update(optimizer, state, _gradients(net, loss, entropy, state, batch))
 
 
 def make_step(
@@ -342,7 +364,9 @@ class _Guard(NamedTuple):
     are references to immutable values, never copies, but each keeps a
     whole state alive, so the guard holds no more of them than recovery
     needs: a parameter update that overflows shows in the next step's loss,
-    when the state before it is ``previous``.
+    when the state before it is ``previous``. ``pending`` is the first half
+    of the next step when :func:`fit` runs a :func:`make_step` step in
+    halves (see :func:`_pipelined_step`); ``previous`` is then empty.
     """
 
     state: Any
@@ -350,6 +374,7 @@ class _Guard(NamedTuple):
     previous: tuple
     verified: tuple
     epoch: int | None
+    pending: _Pending | None = None
 
 
 def _diverged(guard: _Guard, count: int, epoch, reason: str, cause=None):
@@ -391,6 +416,71 @@ def _guarded_step(
     return _Guard(new, count, ((guard.state, guard.count),), verified, epoch)
 
 
+def _split_step(step: Any) -> tuple | None:
+    """``(net, loss, optimizer, entropy)`` of a step from :func:`make_step`."""
+    if (
+        isinstance(step, functools.partial)
+        and step.func is _train_step
+        and len(step.args) == 4
+        and not step.keywords
+    ):
+        return step.args
+    return None
+
+
+def _pipelined_step(
+    parts: tuple, check_every: int, guard: _Guard, batch: Batch
+) -> _Guard:
+    """One fold step of :func:`fit` over a :func:`make_step` step, in halves.
+
+    The accumulator carries the first half of the next step (loss and
+    gradients at ``guard.state``), already checked. A step here applies
+    that update, then runs the first half on the new state with ``batch``
+    and checks its loss. So the loss that reveals a bad update is known
+    while the state before that update is still at hand, and no earlier
+    state has to be kept through the next update: the run peaks at two
+    states, as a plain fold does. The result is the same as
+    ``_train_step``'s, which makes the same calls in the same order.
+    """
+    net, loss, optimizer, entropy = parts
+    epoch = getattr(batch, "epoch", None)
+    if guard.pending is None:  # the first batch: nothing to apply yet
+        state, count, previous = guard.state, guard.count, guard.previous
+    else:
+        count = guard.count + 1
+        try:
+            state = _update(optimizer, guard.state, guard.pending)
+        except FloatingPointError as exc:
+            _diverged(guard, count, epoch, f"a floating-point error ({exc})", exc)
+        if count % check_every == 0 and not _is_finite(state):
+            _diverged(guard, count, epoch, "the params became NaN or infinite")
+        previous = ((guard.state, guard.count),)
+    here = _Guard(state, count, previous, guard.verified, epoch)
+    try:
+        pending = _gradients(net, loss, entropy, state, batch)
+    except FloatingPointError as exc:
+        _diverged(here, count + 1, epoch, f"a floating-point error ({exc})", exc)
+    if not np.isfinite(pending.value):
+        _diverged(here, count + 1, epoch, f"the loss is {pending.value}")
+    # The state before this one is not carried on: the loss just checked
+    # vouches for this one.
+    return _Guard(state, count, (), guard.verified, epoch, pending)
+
+
+def _finish_pipelined(parts: tuple, guard: _Guard) -> Any:
+    """Apply the update still pending after the last batch, and check it."""
+    if guard.pending is None:
+        return guard.state
+    count = guard.count + 1
+    try:
+        state = _update(parts[2], guard.state, guard.pending)
+    except FloatingPointError as exc:
+        _diverged(guard, count, guard.epoch, f"a floating-point error ({exc})", exc)
+    if not _is_finite(state):
+        _diverged(guard, count, guard.epoch, "the params became NaN or infinite")
+    return state
+
+
 def fit(
     step: Callable[[Any, Batch], Any],
     batches: Iterable[Batch],
@@ -419,6 +509,14 @@ def fit(
       silenced while ``fit`` runs: the divergence is reported once, by
       :class:`TrainingDiverged`.
 
+    Memory: to hand back the state before a bad update, ``fit`` keeps one
+    earlier state beside the current one. For a step from
+    :func:`make_step` it needs none: it runs each step in two halves
+    (update, then the next loss and gradients) and checks the loss in
+    between, while the state before the update is still at hand, so a run
+    peaks at two states as ``toolz.reduce`` does. The result is the same,
+    bit for bit.
+
     Guaranteed: the state returned, and ``.state`` of the exception, are
     finite throughout. ``.state`` is the last finite state whenever the
     loss reveals the divergence (the usual case); for bare params, which
@@ -446,9 +544,17 @@ def fit(
             "params and optimizer state"
         )
     start = _Guard(state, 0, (), (state, 0), None)
+    parts = _split_step(step)
     # Overflow and NaN are reported once, as TrainingDiverged with the last
     # finite state, rather than as a stream of NumPy warnings first.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if parts is not None:
+            guard = toolz.reduce(
+                functools.partial(_pipelined_step, parts, check_every),
+                batches,
+                start,
+            )
+            return _finish_pipelined(parts, guard)
         guard = toolz.reduce(
             functools.partial(_guarded_step, step, check_every), batches, start
         )

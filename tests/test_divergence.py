@@ -31,6 +31,60 @@ def test_fit_is_still_the_fold_when_nothing_diverges():
     )
 
 
+def _fields_equal(a, b):
+    assert a.params.equals(b.params) and a.step == b.step and a.loss == b.loss
+    left = list(toolz.concat(p.values() for p in _params_in(a.opt_state)))
+    right = list(toolz.concat(p.values() for p in _params_in(b.opt_state)))
+    assert len(left) == len(right)
+    assert all(np.array_equal(x, y) for x, y in zip(left, right))
+
+
+def _params_in(tree):
+    if isinstance(tree, funnet.Params):
+        yield tree
+    elif isinstance(tree, tuple):
+        for member in tree:
+            yield from _params_in(member)
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda: funnet.sgd(0.1),
+        lambda: funnet.optimizers.adam(0.01),
+        lambda: funnet.optimizers.Optimizer(*funnet.optimizers.adam(0.01)[:2]),
+    ],
+    ids=["sgd", "adam", "adam-without-fused-step"],
+)
+def test_fit_over_a_make_step_step_equals_the_fold_bit_for_bit(optimizer):
+    # dropout draws from the step count, so any shift in the steps shows
+    L = funnet.layers
+    net = L.serial(L.dense(8), L.relu(), L.dropout(0.3), L.dense(2))
+    opt = optimizer()
+    step = funnet.make_step(net, losses.softmax_cross_entropy, opt, seed=3)
+    state = funnet.init_train_state(funnet.init(net, X.shape[1], seed=0), opt)
+    for n in (0, 1, 2, 19):
+        data = list(toolz.take(n, funnet.batches(X, Y, 64, seed=0, epochs=3)))
+        _fields_equal(funnet.fit(step, data, state), toolz.reduce(step, data, state))
+
+
+def test_a_diverging_make_step_run_hands_back_the_state_before_the_bad_update():
+    step, state = _train_state(1e30)
+    data = list(funnet.batches(X, Y, 64, seed=0, epochs=3))
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+        funnet.fit(step, data, state)
+    good = info.value.state
+    assert _is_finite(good)
+    _fields_equal(good, toolz.reduce(step, data[: good.step], state))
+    # the next update is the bad one: its state, or the loss it gives, is not
+    # finite
+    with np.errstate(all="ignore"):
+        after = step(good, data[good.step])
+        assert not _is_finite(after) or not np.isfinite(
+            step(after, data[good.step + 1]).loss
+        )
+
+
 @pytest.mark.parametrize("errors", ["raise", "ignore"])
 def test_a_huge_learning_rate_stops_with_the_last_finite_state(errors):
     step, state = _train_state(1e30)
