@@ -40,6 +40,7 @@ from funnet.layers import Layer
 from funnet.models import _forward
 from funnet.losses import Loss, binary_cross_entropy, softmax_cross_entropy
 from funnet.optimizers import Optimizer, apply_updates
+from funnet.optimizers._core import _add_params
 from funnet.params import Params, tree_map2
 
 __all__ = [
@@ -249,15 +250,27 @@ def gradient_descent(
 
 
 class _Pending(NamedTuple):
-    """The first half of a training step: what the update needs."""
+    """The first half of a training step: what the update needs.
+
+    ``grads`` are the gradients, or, when ``scaled`` (an optimizer with
+    ``linear``), the updates themselves: fresh arrays that the second half
+    adds the params into, with ``opt_state`` the optimizer's next state.
+    """
 
     value: Any
-    grads: Params
+    grads: Any
     net_state: Params
+    scaled: bool = False
+    opt_state: Any = None
 
 
 def _gradients(
-    net: Layer, loss: Loss, entropy: int, state: TrainState, batch: Batch
+    net: Layer,
+    loss: Loss,
+    optimizer: Optimizer,
+    entropy: int,
+    state: TrainState,
+    batch: Batch,
 ) -> _Pending:
     """Forward, loss and backward: the loss and gradients at ``state``."""
     if not isinstance(state, TrainState):
@@ -275,16 +288,31 @@ def _gradients(
     # Dropping each temporary as soon as it is used lets the allocator hand
     # its still-cached memory to the next arrays of the same size.
     del Y
-    grads = _param_grads(net, params, cache, dY)
-    return _Pending(value, grads, net_state)
+    linear = getattr(optimizer, "linear", None)
+    if linear is None:
+        return _Pending(value, _param_grads(net, params, cache, dY), net_state)
+    # u = c g for every param, and the backward pass is linear in dY: scaling
+    # the (batch, outputs) loss gradient gives the updates for the price of
+    # one small product, and they come out as fresh arrays to add into.
+    factor, opt_state = linear(state.opt_state)
+    dY = dY * factor
+    updates = (net.backward_params or _input_free(net.backward))(params, cache, dY)
+    return _Pending(value, updates, net_state, True, opt_state)
+
+
+def _input_free(backward: Callable) -> Callable:
+    return lambda params, cache, dY: backward(params, cache, dY)[0]
 
 
 def _update(optimizer: Optimizer, state: TrainState, pending: _Pending) -> TrainState:
     """The second half of a training step: the optimizer's update."""
     params, grads = state.params, pending.grads
-    fused = getattr(optimizer, "step", None)
-    if fused is not None:
-        new_params, opt_state = fused(grads, state.opt_state, params)
+    if pending.scaled:
+        updates = dict(grads)
+        _add_params(updates, params)
+        new_params, opt_state = Params._own(updates), pending.opt_state
+    elif getattr(optimizer, "step", None) is not None:
+        new_params, opt_state = optimizer.step(grads, state.opt_state, params)
     else:
         updates, opt_state = optimizer.update(grads, state.opt_state, params)
         new_params = apply_updates(params, updates)
@@ -301,7 +329,8 @@ def _train_step(
     state: TrainState,
     batch: Batch,
 ) -> TrainState:
-    return _update(optimizer, state, _gradients(net, loss, entropy, state, batch))
+    pending = _gradients(net, loss, optimizer, entropy, state, batch)
+    return _update(optimizer, state, pending)
 
 
 def make_step(
@@ -457,7 +486,7 @@ def _pipelined_step(
         previous = ((guard.state, guard.count),)
     here = _Guard(state, count, previous, guard.verified, epoch)
     try:
-        pending = _gradients(net, loss, entropy, state, batch)
+        pending = _gradients(net, loss, optimizer, entropy, state, batch)
     except FloatingPointError as exc:
         _diverged(here, count + 1, epoch, f"a floating-point error ({exc})", exc)
     if not np.isfinite(pending.value):

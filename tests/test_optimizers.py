@@ -785,3 +785,60 @@ def test_a_schedule_that_returns_no_number_is_named():
         ValueError, match="the learning_rate schedule .* gave None at step 0"
     ):
         opt.init(Params(W=np.ones(2)))
+
+
+# -- linear optimizers: the updates come out of the backward pass --------------
+
+
+def test_sgd_says_its_updates_are_minus_the_learning_rate_times_the_gradient():
+    opt = sgd(schedules.step_decay(0.1, 2, 0.5))
+    p = Params(w=np.zeros(3))
+    g = Params(w=np.array([1.0, -2.0, 3.0]))
+    state = opt.init(p)
+    for _ in range(4):
+        factor, after = opt.linear(state)
+        updates, expected = opt.update(g, state, p)
+        np.testing.assert_array_equal(updates["w"], factor * g["w"])
+        assert after == expected
+        state = after
+    assert momentum(0.1).linear is None and adam(0.1).linear is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_step_with_a_linear_optimizer_matches_one_that_scales_the_gradients(dtype):
+    X, y = funnet.datasets.load("digits")
+    X = X[:200].astype(dtype) / 16
+    net = funnet.mlp([16, 8], n_outputs=10)
+    opt = sgd(schedules.cosine_decay(0.5, 20))
+    plain = optimizers.Optimizer(opt.init, opt.update)
+    params = funnet.init(net, X.shape[1], seed=0, dtype=dtype)
+    data = list(funnet.training.batches(X, y[:200], 32, seed=0, epochs=3))
+    runs = []
+    for o in (opt, plain):
+        step = funnet.training.make_step(net, losses.softmax_cross_entropy, o)
+        state = funnet.training.init_train_state(params, o)
+        runs.append(funnet.training.fit(step, data, state))
+    fast, slow = runs
+    assert fast.opt_state == slow.opt_state and fast.step == slow.step
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for k in params:
+        assert fast.params[k].dtype == dtype
+        np.testing.assert_allclose(fast.params[k], slow.params[k], rtol=tol, atol=tol)
+    assert not np.allclose(fast.params["W1"], params["W1"])
+
+
+def test_updates_are_added_in_place_only_into_arrays_nobody_else_holds():
+    from funnet.optimizers._core import _add_params
+
+    p = Params(a=np.ones(3), b=np.ones(3), c=np.ones(3), d=np.ones(3))
+    shared = np.full(3, 2.0)
+    base = np.full(6, 5.0)
+    frozen = np.full(3, 7.0)
+    frozen.flags.writeable = False
+    updates = {"a": shared, "b": shared, "c": base[:3], "d": frozen}
+    _add_params(updates, p)
+    for k, expected in (("a", 3.0), ("b", 3.0), ("c", 6.0), ("d", 8.0)):
+        np.testing.assert_array_equal(updates[k], np.full(3, expected))
+    np.testing.assert_array_equal(shared, np.full(3, 2.0))
+    np.testing.assert_array_equal(base, np.full(6, 5.0))
+    np.testing.assert_array_equal(frozen, np.full(3, 7.0))

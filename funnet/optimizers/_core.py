@@ -7,6 +7,7 @@ live in this one module so that checkpoints name a stable place for them.
 
 from __future__ import annotations
 
+import collections
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ Mask = Union[Callable[[str, np.ndarray], bool], Mapping[str, bool], None]
 
 
 class Optimizer(NamedTuple):
-    """A pair of pure functions ``(init, update)``; see the package doc.
+    r"""A pair of pure functions ``(init, update)``; see the package doc.
 
     ``step``, when given, is a third pure function, ``(grads, opt_state,
     params) -> (new_params, opt_state)``: the update and its application in
@@ -31,11 +32,19 @@ class Optimizer(NamedTuple):
     same state as ``update``; it exists because it can add each update to
     its parameter while both are still in cache, one pass over the params
     fewer. Training steps use it when it is there.
+
+    ``linear``, when given, says that the updates are a multiple of the
+    gradients, :math:`u = c\,g`: ``linear(opt_state) -> (c, opt_state)``
+    gives the factor of the next update and the state after it. Since the
+    backward pass is linear in the loss gradient, a training step can
+    multiply the loss gradient (one small array) by :math:`c` and get the
+    updates straight out of the backward pass. Plain SGD has it.
     """
 
     init: Callable[[Mapping[str, np.ndarray]], Any]
     update: Callable[..., tuple[Params, Any]]
     step: Callable[..., tuple[Params, Any]] | None = None
+    linear: Callable[[Any], tuple[float, Any]] | None = None
 
 
 class OptState(NamedTuple):
@@ -154,17 +163,30 @@ def from_fresh_updates(
 
 
 def _add_params(updates: dict[str, np.ndarray], params: Mapping[str, Any]) -> None:
-    """Turn fresh ``updates`` into ``params + updates``, in place."""
+    """Turn fresh ``updates`` into ``params + updates``, in place.
+
+    Only arrays that own their data, are writeable and appear once are
+    written; any other entry gets a new array for its sum.
+    """
     if updates.keys() != params.keys():
         raise KeyError(
             f"the params have keys {sorted(params)} but the updates "
             f"{sorted(updates)}; expected the same keys"
         )
-    for k, u in updates.items():
+    uses = collections.Counter(map(id, updates.values()))
+    for k, u in list(updates.items()):
         p = params[k]
-        if p.shape != u.shape or p.dtype != u.dtype:
+        if (
+            type(u) is not np.ndarray
+            or u.base is not None
+            or not u.flags.writeable
+            or uses[id(u)] > 1
+            or p.shape != u.shape
+            or p.dtype != u.dtype
+        ):
             # Broadcasting or promotion would change the result's shape or
-            # dtype: leave those cases to the general sum.
+            # dtype, and a shared array must not be written: these get the
+            # general sum.
             updates[k] = np.add(p, u)
         else:
             np.add(u, p, out=u)

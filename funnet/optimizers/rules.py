@@ -104,7 +104,11 @@ def _plain_sgd(lr: Schedule) -> Optimizer:
         new = {k: _scaled_sum(g, c, params[k]) for k, g in grads.items()}
         return Params._own(new), OptState(state.count + 1, eta)
 
-    return Optimizer(init, update, step)
+    def linear(state):
+        eta = float(lr(state.count))
+        return -eta, OptState(state.count + 1, eta)
+
+    return Optimizer(init, update, step, linear)
 
 
 def _scaled_sum(g: np.ndarray, c: float, p: np.ndarray) -> np.ndarray:
