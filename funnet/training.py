@@ -131,10 +131,15 @@ class TrainState(NamedTuple):
     net_state: Params = Params()
 
 
-def _param_grads(net: Layer, params, cache, dY) -> Params:
+def _raw_param_grads(net: Layer, params, cache, dY) -> dict[str, np.ndarray]:
+    """The parameter gradients as the backward pass returns them."""
     if net.backward_params is not None:
-        return Params._own(net.backward_params(params, cache, dY))
-    return Params._own(net.backward(params, cache, dY)[0])
+        return net.backward_params(params, cache, dY)
+    return net.backward(params, cache, dY)[0]
+
+
+def _param_grads(net: Layer, params, cache, dY) -> Params:
+    return Params._own(_raw_param_grads(net, params, cache, dY))
 
 
 def value_and_grad(net: Layer, loss: Loss) -> Callable[..., tuple[Any, Params]]:
@@ -296,12 +301,8 @@ def _gradients(
     # one small product, and they come out as fresh arrays to add into.
     factor, opt_state = linear(state.opt_state)
     dY = dY * factor
-    updates = (net.backward_params or _input_free(net.backward))(params, cache, dY)
+    updates = _raw_param_grads(net, params, cache, dY)
     return _Pending(value, updates, net_state, True, opt_state)
-
-
-def _input_free(backward: Callable) -> Callable:
-    return lambda params, cache, dY: backward(params, cache, dY)[0]
 
 
 def _update(optimizer: Optimizer, state: TrainState, pending: _Pending) -> TrainState:
@@ -339,10 +340,13 @@ def make_step(
     """A training step ``TrainState -> batch -> TrainState`` with any optimizer.
 
     forward (training mode) -> loss -> backward -> ``optimizer.update`` ->
-    :func:`~funnet.optimizers.apply_updates`, or the optimizer's fused
-    ``step``, which gives the same params bit for bit, when it has one. Layers that draw random
-    numbers (dropout) get a generator derived from ``seed`` and the step
-    count, so the same run always draws the same masks.
+    :func:`~funnet.optimizers.apply_updates`. When the optimizer has a fused
+    ``step`` (the same params, bit for bit, in fewer passes), the step uses
+    it; when it is ``linear`` (plain SGD), the loss gradient is scaled by
+    the update's factor, so the backward pass returns the updates
+    themselves. Layers that draw random numbers (dropout) get a generator
+    derived from ``seed`` and the step count, so the same run always draws
+    the same masks.
     """
     _checks.network(net, "make_step")
     _checks.loss_function(loss, "make_step")
@@ -476,13 +480,14 @@ def _pipelined_step(
     if guard.pending is None:  # the first batch: nothing to apply yet
         state, count, previous = guard.state, guard.count, guard.previous
     else:
-        count = guard.count + 1
+        # The pending update belongs to the previous batch, and its epoch.
+        count, before = guard.count + 1, guard.epoch
         try:
             state = _update(optimizer, guard.state, guard.pending)
         except FloatingPointError as exc:
-            _diverged(guard, count, epoch, f"a floating-point error ({exc})", exc)
+            _diverged(guard, count, before, f"a floating-point error ({exc})", exc)
         if count % check_every == 0 and not _is_finite(state):
-            _diverged(guard, count, epoch, "the params became NaN or infinite")
+            _diverged(guard, count, before, "the params became NaN or infinite")
         previous = ((guard.state, guard.count),)
     here = _Guard(state, count, previous, guard.verified, epoch)
     try:
