@@ -10,6 +10,7 @@ import funnet.cli
 from funnet import losses
 from funnet.params import assoc
 from funnet.training import Batch, TrainingDiverged, _is_finite
+from tests.test_optimizers import _assert_same_state
 
 X, Y = funnet.datasets.load("breast_cancer")
 X = (X - X.mean(axis=0)) / X.std(axis=0)
@@ -31,22 +32,6 @@ def test_fit_is_still_the_fold_when_nothing_diverges():
     )
 
 
-def _fields_equal(a, b):
-    assert a.params.equals(b.params) and a.step == b.step and a.loss == b.loss
-    left = list(toolz.concat(p.values() for p in _params_in(a.opt_state)))
-    right = list(toolz.concat(p.values() for p in _params_in(b.opt_state)))
-    assert len(left) == len(right)
-    assert all(np.array_equal(x, y) for x, y in zip(left, right))
-
-
-def _params_in(tree):
-    if isinstance(tree, funnet.Params):
-        yield tree
-    elif isinstance(tree, tuple):
-        for member in tree:
-            yield from _params_in(member)
-
-
 @pytest.mark.parametrize(
     "optimizer",
     [
@@ -65,7 +50,9 @@ def test_fit_over_a_make_step_step_equals_the_fold_bit_for_bit(optimizer):
     state = funnet.init_train_state(funnet.init(net, X.shape[1], seed=0), opt)
     for n in (0, 1, 2, 19):
         data = list(toolz.take(n, funnet.batches(X, Y, 64, seed=0, epochs=3)))
-        _fields_equal(funnet.fit(step, data, state), toolz.reduce(step, data, state))
+        _assert_same_state(
+            funnet.fit(step, data, state), toolz.reduce(step, data, state)
+        )
 
 
 def test_a_diverging_make_step_run_hands_back_the_state_before_the_bad_update():
@@ -75,7 +62,7 @@ def test_a_diverging_make_step_run_hands_back_the_state_before_the_bad_update():
         funnet.fit(step, data, state)
     good = info.value.state
     assert _is_finite(good)
-    _fields_equal(good, toolz.reduce(step, data[: good.step], state))
+    _assert_same_state(good, toolz.reduce(step, data[: good.step], state))
     # the next update is the bad one: its state, or the loss it gives, is not
     # finite
     with np.errstate(all="ignore"):
