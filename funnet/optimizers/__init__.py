@@ -12,12 +12,13 @@ here also carry a third function, ``step(grads, opt_state, params) ->
 (new_params, opt_state)``, which gives exactly ``apply_updates(params,
 updates)`` with one pass over the params fewer; training steps use it when
 an optimizer has one, and an optimizer made of ``(init, update)`` alone
-works the same, a little slower. No function here mutates anything; the state is an immutable record
-(:class:`~typing.NamedTuple`) of ints, floats, ``None`` and
-:class:`~funnet.params.Params`, and every update returns a new one. Each
-optimizer's record starts with ``count`` (the updates made so far) and
-``learning_rate`` (the rate applied by the latest update; ``schedule(0)``
-before any), followed by its accumulators as Params keyed like the params.
+works the same, a little slower. No function here mutates anything; the
+state is an immutable record (:class:`~typing.NamedTuple`) of ints,
+floats, ``None`` and :class:`~funnet.params.Params`, and every update
+returns a new one. Each optimizer's record starts with ``count`` (the
+updates made so far) and ``learning_rate`` (the rate applied by the latest
+update; ``schedule(0)`` before any), followed by its accumulators as
+Params keyed like the params.
 
 Gradient transformations (clipping, weight decay, scaling by a schedule)
 have the same ``(init, update)`` shape, so :func:`chain` joins any of them

@@ -433,8 +433,9 @@ def _adam(fn, learning_rate, b1, b2, eps, wd, mask) -> Optimizer:
     def moments(grads, state, params, apply):
         _check_keys(fn, grads, state.mu)
         if (wd or apply) and params is None:
+            what, call = ("step", "step") if apply else ("weight decay", "update")
             raise TypeError(
-                f"{fn}: weight decay needs params; call update(grads, state, params)"
+                f"{fn}: {what} needs params; call {call}(grads, state, params)"
             )
         if apply:
             _check_keys(fn, grads, params)
