@@ -12,8 +12,8 @@ network, the data preprocessing and every training option come from the
 checkpoint, and ``--epochs`` counts the total, so ``--epochs 30`` trains
 until 30 epochs are done. A run resumed from epoch k gives bit-identical
 params to one that never stopped. If training diverges (NaN or infinity),
-``funnet train`` says at which epoch and step, writes the last finite state
-to ``--save`` and exits with status 1.
+``funnet train`` says at which epoch and step, writes the last good state
+(finite, with a finite loss) to ``--save`` and exits with status 1.
 """
 
 from __future__ import annotations
@@ -512,7 +512,7 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
             save(kept, kept.step // steps_per_epoch)
             where = f"saved to {args.save}" if args.save else "not saved (no --save)"
             print(
-                f"training stopped: the last finite state (step {kept.step}) "
+                f"training stopped: the last good state (step {kept.step}) "
                 f"is {where}",
                 file=out,
             )

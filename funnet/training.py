@@ -83,15 +83,17 @@ class Batch(tuple):
 
 
 class TrainingDiverged(FloatingPointError):
-    """Training produced NaN or infinity; ``state`` holds the last finite state.
+    """Training produced NaN or infinity; ``state`` holds the last good state.
 
     Raised by :func:`fit`. It is a :class:`FloatingPointError`, so code that
     already catches NumPy's floating-point errors catches it too.
 
     Attributes:
-      state: the last state whose arrays (params, optimizer and network
-        state) are all finite; train from it again with a smaller learning
-        rate, or save it.
+      state: the last good state: its arrays (params, optimizer and network
+        state) are all finite, and when a non-finite loss revealed the
+        divergence, its own loss was finite (params can be finite yet so
+        large that the loss overflows; such a state is passed over). Train
+        from it again with a smaller learning rate, or save it.
       step: the number of the step that went wrong: ``TrainState.step``
         after it for a :class:`TrainState`, else the count of steps in this
         call of :func:`fit` (from 1).
@@ -410,15 +412,25 @@ class _Guard(NamedTuple):
     pending: _Pending | None = None
 
 
-def _diverged(guard: _Guard, count: int, epoch, reason: str, cause=None):
+def _diverged(
+    guard: _Guard, count: int, epoch, reason: str, cause=None, bad_loss=False
+):
+    """Raise :class:`TrainingDiverged` with the last good state at hand.
+
+    With ``bad_loss`` the loss of ``guard.state`` itself was not finite:
+    its values may all be finite, yet it cannot be trained on, so it is
+    passed over for the state before it.
+    """
     candidates = ((guard.state, guard.count), *guard.previous)
+    if bad_loss:
+        candidates = candidates[1:]
     good, good_count = next(
         ((s, c) for s, c in candidates if _is_finite(s)), guard.verified
     )
     step = _step_number(guard.state, guard.count) + count - guard.count
     where = f"step {step}" + ("" if epoch is None else f" (epoch {epoch + 1})")
     raise TrainingDiverged(
-        f"training diverged at {where}: {reason}. The last finite state, "
+        f"training diverged at {where}: {reason}. The last good state, "
         f"after step {_step_number(good, good_count)}, is kept in the "
         f"exception's .state; try a smaller learning rate",
         good,
@@ -439,7 +451,7 @@ def _guarded_step(
         _diverged(guard, count, epoch, f"a floating-point error ({exc})", exc)
     loss = getattr(new, "loss", None)
     if loss is not None and not np.isfinite(loss):
-        _diverged(guard, count, epoch, f"the loss is {loss}")
+        _diverged(guard, count, epoch, f"the loss is {loss}", bad_loss=True)
     verified = guard.verified
     if count % check_every == 0:
         if not _is_finite(new):
@@ -493,9 +505,11 @@ def _pipelined_step(
     try:
         pending = _gradients(net, loss, optimizer, entropy, state, batch)
     except FloatingPointError as exc:
-        _diverged(here, count + 1, epoch, f"a floating-point error ({exc})", exc)
+        reason = f"a floating-point error ({exc})"
+        _diverged(here, count + 1, epoch, reason, exc, bad_loss=True)
     if not np.isfinite(pending.value):
-        _diverged(here, count + 1, epoch, f"the loss is {pending.value}")
+        reason = f"the loss is {pending.value}"
+        _diverged(here, count + 1, epoch, reason, bad_loss=True)
     # The state before this one is not carried on: the loss just checked
     # vouches for this one.
     return _Guard(state, count, (), guard.verified, epoch, pending)
@@ -552,8 +566,9 @@ def fit(
     bit for bit.
 
     Guaranteed: the state returned, and ``.state`` of the exception, are
-    finite throughout. ``.state`` is the last finite state whenever the
-    loss reveals the divergence (the usual case); for bare params, which
+    finite throughout. ``.state`` is the last state with a finite loss
+    whenever the loss reveals the divergence (the usual case): params that
+    are finite but make the loss overflow are passed over. For bare params, which
     carry no loss, it may be up to ``check_every - 1`` steps older. Should
     a state whose loss was finite still hide a non-finite entry (an infinite
     bias behind a ReLU, say), ``.state`` falls back to the starting state. The
