@@ -842,3 +842,72 @@ def test_updates_are_added_in_place_only_into_arrays_nobody_else_holds():
     np.testing.assert_array_equal(shared, np.full(3, 2.0))
     np.testing.assert_array_equal(base, np.full(6, 5.0))
     np.testing.assert_array_equal(frozen, np.full(3, 7.0))
+
+
+@pytest.mark.parametrize(
+    "dtype, value", [(np.float32, 1e19), (np.float32, 3e30), (np.float64, 1e200)]
+)
+def test_clipping_by_global_norm_survives_squares_that_overflow(dtype, value):
+    g = Params(W=np.full((2, 3), value, dtype), b=np.full(2, -value, dtype))
+    u, state = clip_by_global_norm(1.0).update(g, None)
+    assert math.isclose(state.norm, value * math.sqrt(8), rel_tol=1e-6)
+    norm = math.sqrt(sum(float((v.astype(np.float64) ** 2).sum()) for v in u.values()))
+    assert math.isclose(norm, 1.0, rel_tol=1e-5)
+    assert u["W"].dtype == dtype and float(u["b"][0]) < 0
+
+
+# -- what comes in is checked: keys, shapes, dtypes, states --------------------
+
+
+def _bad_calls():
+    p = Params(W=np.zeros((3, 2), np.float32), b=np.zeros(2, np.float32))
+    good = {k: np.ones_like(v) for k, v in p.items()}
+    cases = {
+        "transposed": (
+            {**good, "W": np.ones((2, 3), np.float32)},
+            ValueError,
+            r"grads\['W'\] has shape \(2, 3\) but the param has shape \(3, 2\)",
+        ),
+        "broadcastable": (
+            {**good, "b": np.ones((1, 2), np.float32)},
+            ValueError,
+            r"grads\['b'\] has shape \(1, 2\)",
+        ),
+        "float64 for float32": (
+            {k: v.astype(np.float64) for k, v in good.items()},
+            TypeError,
+            r"dtype float64 but the param has dtype float32",
+        ),
+        "a list": (
+            {**good, "b": [1.0, 1.0]},
+            TypeError,
+            # a chain's first member turns the list into a float64 array
+            r"grads\['b'\] (must be an array|has dtype float64)",
+        ),
+    }
+    return p, cases
+
+
+@pytest.mark.parametrize("name", list(_FUSED))
+@pytest.mark.parametrize(
+    "case", ["transposed", "broadcastable", "float64 for float32", "a list"]
+)
+def test_grads_that_do_not_match_the_params_are_refused_by_name(name, case):
+    p, cases = _bad_calls()
+    grads, error, message = cases[case]
+    opt = _FUSED[name]()
+    state = opt.init(p)
+    with pytest.raises(error, match=message):
+        opt.step(grads, state, p)
+    if name not in ("sgd", "sgd-schedule", "chain-ending-in-sgd") or case != "a list":
+        with pytest.raises(error, match=message):
+            apply_updates(p, opt.update(grads, state, p)[0])
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "rmsprop", "adam"])
+def test_a_state_from_another_optimizer_is_refused_by_name(name):
+    p = Params(W=np.zeros((3, 2)))
+    other = adam(0.1) if name != "adam" else sgd(0.1)
+    opt = _ALL[name]()
+    with pytest.raises(TypeError, match="expected the state that .* init makes"):
+        opt.update(Params(W=np.ones((3, 2))), other.init(p), p)

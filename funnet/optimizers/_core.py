@@ -132,8 +132,10 @@ class EmptyState(NamedTuple):
 def apply_updates(params: Mapping[str, Any], updates: Mapping[str, Any]) -> Params:
     """``params + updates``, key by key, as new :class:`Params`.
 
-    One pass per parameter; each sum keeps the parameter's dtype.
+    One pass per parameter; each sum keeps the parameter's dtype and shape
+    (updates of another shape or dtype are refused).
     """
+    _check_keys("apply_updates", updates, params, what="params")
     return tree_map2(np.add, params, updates)
 
 
@@ -168,28 +170,19 @@ def _add_params(updates: dict[str, np.ndarray], params: Mapping[str, Any]) -> No
     Only arrays that own their data, are writeable and appear once are
     written; any other entry gets a new array for its sum.
     """
-    if updates.keys() != params.keys():
-        raise KeyError(
-            f"the params have keys {sorted(params)} but the updates "
-            f"{sorted(updates)}; expected the same keys"
-        )
+    _check_keys("apply_updates", updates, params, what="params")
     uses = collections.Counter(map(id, updates.values()))
     for k, u in list(updates.items()):
-        p = params[k]
         if (
             type(u) is not np.ndarray
             or u.base is not None
             or not u.flags.writeable
             or uses[id(u)] > 1
-            or p.shape != u.shape
-            or p.dtype != u.dtype
         ):
-            # Broadcasting or promotion would change the result's shape or
-            # dtype, and a shared array must not be written: these get the
-            # general sum.
-            updates[k] = np.add(p, u)
+            # A shared array must not be written: it gets a new one.
+            updates[k] = np.add(params[k], u)
         else:
-            np.add(u, p, out=u)
+            np.add(u, params[k], out=u)
 
 
 # -- checks at construction time ------------------------------------------
@@ -276,11 +269,50 @@ def _frozen(grads: Mapping[str, Any]) -> Params:
     return grads if isinstance(grads, Params) else Params(grads)
 
 
-def _check_keys(fn: str, grads: Mapping[str, Any], slots: Mapping[str, Any]) -> None:
-    if grads.keys() != slots.keys():
+def _check_keys(
+    fn: str, grads: Mapping[str, Any], like: Mapping[str, Any], what: str = "state"
+) -> None:
+    """``grads`` must match ``like`` (the params, or slots made from them).
+
+    The same keys, and under each an array of the same shape and dtype: a
+    mismatch would otherwise broadcast silently, change the params' dtype,
+    or fail deep inside NumPy.
+    """
+    if not isinstance(grads, Mapping):
+        raise TypeError(
+            f"{fn}: grads must be a mapping of arrays (funnet.Params or a "
+            f"dict), got {type(grads).__name__}"
+        )
+    if grads.keys() != like.keys():
+        made = "the optimizer state was made for" if what == "state" else "params have"
         raise KeyError(
-            f"{fn}: grads have keys {sorted(grads)} but the optimizer state "
-            f"was made for {sorted(slots)}; call init with the same params"
+            f"{fn}: grads have keys {sorted(grads)} but {made} "
+            f"{sorted(like)}; expected the same keys"
+            + ("; call init with the same params" if what == "state" else "")
+        )
+    for k, g in grads.items():
+        ref = like[k]
+        if not isinstance(g, np.ndarray):
+            raise TypeError(
+                f"{fn}: grads[{k!r}] must be an array, got {type(g).__name__}"
+            )
+        if g.shape != ref.shape:
+            raise ValueError(
+                f"{fn}: grads[{k!r}] has shape {g.shape} but the param has "
+                f"shape {ref.shape}; expected the same shape"
+            )
+        if g.dtype != ref.dtype:
+            raise TypeError(
+                f"{fn}: grads[{k!r}] has dtype {g.dtype} but the param has "
+                f"dtype {ref.dtype}; expected the params' dtype"
+            )
+
+
+def _check_state(fn: str, state: Any, kind: type) -> None:
+    if not isinstance(state, kind):
+        raise TypeError(
+            f"{fn}: expected the state that {fn}'s init makes ({kind.__name__}), "
+            f"got {type(state).__name__}; build it with the same optimizer's init"
         )
 
 

@@ -22,6 +22,7 @@ from funnet.optimizers._core import (
     RMSPropState,
     Schedule,
     _check_keys,
+    _check_state,
     _in_range,
     _mask,
     _schedule,
@@ -92,19 +93,24 @@ def _plain_sgd(lr: Schedule) -> Optimizer:
         return OptState(0, float(lr(0)))
 
     def update(grads, state, params=None):
+        _check_state("sgd", state, OptState)
+        if params is not None:
+            _check_keys("sgd", grads, params, what="params")
         eta = float(lr(state.count))
         c = -eta
         updates = Params._own({k: g * c for k, g in grads.items()})
         return updates, OptState(state.count + 1, eta)
 
     def step(grads, state, params):
-        _check_keys("sgd", grads, params)
+        _check_state("sgd", state, OptState)
+        _check_keys("sgd", grads, params, what="params")
         eta = float(lr(state.count))
         c = -eta
         new = {k: _scaled_sum(g, c, params[k]) for k, g in grads.items()}
         return Params._own(new), OptState(state.count + 1, eta)
 
     def linear(state):
+        _check_state("sgd", state, OptState)
         eta = float(lr(state.count))
         return -eta, OptState(state.count + 1, eta)
 
@@ -115,10 +121,9 @@ def _scaled_sum(g: np.ndarray, c: float, p: np.ndarray) -> np.ndarray:
     """``p + g * c`` as a new array, block by block.
 
     The same arithmetic as ``p + (g * c)``, but each block of the product
-    is still in cache when ``p`` is added to it.
+    is still in cache when ``p`` is added to it. ``g`` and ``p`` have the
+    same shape and dtype.
     """
-    if g.shape != p.shape or g.dtype != p.dtype:
-        return np.add(p, g * c)
     u = np.empty(g.shape, g.dtype)
     G, P, U = g.reshape(-1), p.reshape(-1), u.reshape(-1)
     for start in range(0, G.size, _BLOCK):
@@ -134,6 +139,7 @@ def _momentum(lr: Schedule, mu: float, nesterov: bool) -> Optimizer:
         return MomentumState(0, float(lr(0)), _zeros(params))
 
     def fresh(grads, state, params=None):
+        _check_state("sgd", state, MomentumState)
         _check_keys("sgd", grads, state.velocity)
         eta = float(lr(state.count))
         c = -eta
@@ -202,6 +208,7 @@ def adagrad(
         return AdagradState(0, float(lr(0)), Params._own(sums))
 
     def fresh(grads, state, params=None):
+        _check_state("adagrad", state, AdagradState)
         _check_keys("adagrad", grads, state.sum_of_squares)
         eta = float(lr(state.count))
         c = -eta
@@ -283,6 +290,7 @@ def rmsprop(
         )
 
     def fresh(grads, state, params=None):
+        _check_state("rmsprop", state, RMSPropState)
         _check_keys("rmsprop", grads, state.square_avg)
         eta = float(lr(state.count))
         c = -eta
@@ -431,14 +439,15 @@ def _adam(fn, learning_rate, b1, b2, eps, wd, mask) -> Optimizer:
         return AdamState(0, float(lr(0)), _zeros(params), _zeros(params))
 
     def moments(grads, state, params, apply):
+        _check_state(fn, state, AdamState)
         _check_keys(fn, grads, state.mu)
         if (wd or apply) and params is None:
             what, call = ("step", "step") if apply else ("weight decay", "update")
             raise TypeError(
                 f"{fn}: {what} needs params; call {call}(grads, state, params)"
             )
-        if apply:
-            _check_keys(fn, grads, params)
+        if wd or apply:
+            _check_keys(fn, grads, params, what="params")
         t = state.count + 1
         eta = float(lr(state.count))
         root = math.sqrt(1.0 - b2**t)
@@ -485,15 +494,6 @@ def _adam_kernel(g, m_old, v_old, decayed, added, constants):
     about twice as fast as those writing a third array, hence the order.
     """
     b1, b2, eps, step, decay = constants
-    for param in (decayed, added):
-        if param is not None and np.shape(param) != g.shape:
-            raise ValueError(
-                f"adam: a gradient has shape {g.shape} but its param "
-                f"{np.shape(param)}; expected the same shape"
-            )
-    if added is not None and added.dtype != g.dtype:
-        m, v, u = _adam_kernel(g, m_old, v_old, decayed, None, constants)
-        return m, v, np.add(added, u)
     # C-ordered outputs, so that their flat views below are views, whatever
     # the memory layout of the inputs (whose flat copies are only read).
     m = np.empty(g.shape, g.dtype)

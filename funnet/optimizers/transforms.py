@@ -18,6 +18,7 @@ from funnet.optimizers._core import (
     Optimizer,
     Schedule,
     ScheduleState,
+    _check_keys,
     _frozen,
     _in_range,
     _mask,
@@ -111,17 +112,31 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
 
     def update(grads, state, params=None):
         grads = _frozen(grads)
-        total = 0.0
-        for g in grads.values():
-            flat = g.ravel()
-            total += float(np.dot(flat, flat))
-        norm = math.sqrt(total)
+        norm = _global_norm([g.ravel() for g in grads.values()])
         if norm <= c:
             return grads, ClipState(norm)
         scale = c / norm
         return Params._own({k: g * scale for k, g in grads.items()}), ClipState(norm)
 
     return Optimizer(init, update)
+
+
+def _global_norm(flats: list[np.ndarray]) -> float:
+    r""":math:`\sqrt{\sum_k \|g_k\|^2}`, also where the squares overflow.
+
+    The sum of squares overflows for entries near the square root of the
+    dtype's largest number (about 1.8e19 in float32), which would make the
+    norm infinite and the clipped updates zero. Then the entries are divided
+    by the largest magnitude first. NaN stays NaN.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # handled below
+        total = sum(float(np.dot(f, f)) for f in flats)
+    if math.isfinite(total):
+        return math.sqrt(total)
+    big = max(float(np.max(np.abs(f))) for f in flats if f.size)
+    if not math.isfinite(big):  # an infinite or NaN entry
+        return big
+    return big * math.sqrt(sum(float(np.dot(f / big, f / big)) for f in flats))
 
 
 def clip_by_value(max_abs: float) -> Optimizer:
@@ -185,6 +200,7 @@ def weight_decay(
             raise TypeError(
                 "weight_decay needs params; call update(grads, state, params)"
             )
+        _check_keys("weight_decay", grads, params, what="params")
         grads = _frozen(grads)
         rate = float(lr(state.count)) * wd
         if not rate:
