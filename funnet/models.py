@@ -124,10 +124,13 @@ def predict(
         with np.errstate(over="raise", invalid="raise"):
             Y = _forward(net, params, X, state=state)[0]
     except FloatingPointError as exc:
+        big = max(float(np.abs(v).max()) for v in params.values() if np.size(v))
         raise ValueError(
             f"predict: the outputs overflowed ({exc}); X holds values up to "
-            f"{np.abs(X).max():.3g}, too large for these params; scale the "
-            f"inputs (e.g. funnet.datasets.standardize)"
+            f"{np.abs(X).max():.3g} and the params up to {big:.3g}, too large "
+            f"together: scale the inputs (e.g. funnet.datasets.standardize), "
+            f"or, if the params are that large, train them again with a "
+            f"smaller learning rate"
         ) from None
     except ValueError as exc:
         shapes = ", ".join(f"{k}{tuple(np.shape(v))}" for k, v in params.items())

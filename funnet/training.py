@@ -203,7 +203,9 @@ def _unpack(batch: Any, params: Mapping[str, np.ndarray], where: str):
                 f"{value.shape[0]})"
             )
         if X.dtype != value.dtype:
-            X = X.astype(value.dtype)
+            # values beyond the params' dtype would become infinite: refused
+            # here by name, rather than reported later as a divergence
+            X = _checks._cast(X, value.dtype, "a batch's X")
         break
     return X, y
 

@@ -289,3 +289,27 @@ def test_checking_a_large_data_set_allocates_nothing_of_its_size():
     finally:
         tracemalloc.stop()
     assert peak < X.nbytes / 20
+
+
+def test_a_batch_too_large_for_the_params_dtype_is_named_not_called_divergence():
+    net = funnet.mlp([4], n_outputs=2)
+    params = funnet.init(net, 3, seed=0, dtype=np.float32)
+    opt = funnet.sgd(0.1)
+    step = funnet.make_step(net, losses.softmax_cross_entropy, opt)
+    X = np.ones((4, 3))
+    X[2, 1] = 1e300  # finite in float64, infinite in float32
+    data = [(X, np.array([0, 1, 0, 1]))]
+    with pytest.raises(
+        ValueError, match="a batch's X holds values too large for float32"
+    ):
+        funnet.fit(step, data, funnet.init_train_state(params, opt))
+
+
+def test_an_overflow_in_predict_names_the_params_too():
+    net = funnet.mlp([4], n_outputs=2)
+    params = funnet.init(net, 3, seed=0)
+    huge = funnet.params.tree_map(lambda v: v * 1e300 + 1e300, params)
+    with pytest.raises(
+        ValueError, match=r"the params up to \d\.\d+e\+300.*smaller learning"
+    ):
+        funnet.predict(net, huge, np.ones((2, 3)))
