@@ -56,19 +56,38 @@ __all__ = ["main", "build_parser"]
 
 
 def _hidden_sizes(text: str) -> list[int]:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "expected at least one hidden layer size, like '128', got nothing"
+        )
     try:
-        sizes = [int(part) for part in text.replace(",", " ").split()]
+        # one size per comma: '128,,64' is a typo, not two layers
+        sizes = [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected layer sizes like '128' or '128,64', got {text!r}"
         ) from None
-    if not sizes:
-        raise argparse.ArgumentTypeError(
-            "expected at least one hidden layer size, like '128', got nothing"
-        )
     if any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
     return sizes
+
+
+def _path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file path, got an empty one")
+    return text
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"expected a share between 0 and 1 (exclusive), like 0.2, got {text!r}"
+        )
+    return value
 
 
 def _positive(kind):
@@ -259,19 +278,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--test-size",
-        type=float,
+        type=_share,
         default=0.2,
         help="share of the data held out for the final test (default: 0.2)",
     )
     train.add_argument(
         "--save",
         metavar="PATH",
+        type=_path,
         help="write a checkpoint to PATH (.npz) after every epoch and at the "
         "end; its params are the arrays W1, b1, ...; --resume continues it",
     )
     train.add_argument(
         "--resume",
         metavar="PATH",
+        type=_path,
         help="continue the run saved in the checkpoint PATH; the network, "
         "data and training options come from it, --epochs is the total, and "
         "the checkpoint is updated as training goes on unless --save names "
@@ -350,7 +371,12 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     out = sys.stdout if out is None else out
     ckpt = None
     if args.resume:
-        ckpt = checkpoint.load(args.resume)
+        try:
+            ckpt = checkpoint.load(args.resume)
+        except OSError as exc:
+            raise ValueError(
+                f"--resume {args.resume!r}: {exc.strerror or exc}"
+            ) from None
         args = _resumed_args(args, ckpt)
     if args.epochs is None:
         planned = ckpt and ckpt.config.get("training", {}).get("options", {})
@@ -412,6 +438,12 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     X_fit, X_val, y_fit, y_val = datasets.train_test_split(
         X_train, y_train, test_size=0.1, seed=args.seed + 1
     )
+    if min(len(X_fit), len(X_val), len(X_test)) == 0:
+        raise ValueError(
+            f"--test-size {args.test_size} leaves {len(X_fit)} training, "
+            f"{len(X_val)} validation and {len(X_test)} test samples of "
+            f"{len(X)}; each needs at least one: choose a share nearer 0.2"
+        )
     if ckpt is None:
         scale = datasets.Standardizer.fit(X_fit)
     else:

@@ -99,6 +99,15 @@ def test_a_data_file_can_be_trained_on(tmp_path):
         (["--save", "README.md"], "exists and is not a funnet checkpoint"),
         (["--epochs", "0"], "expected a positive int"),
         (["--dtype", "float16"], "invalid choice"),
+        (["--hidden", "128,,64"], "expected layer sizes like"),
+        (["--save", ""], "expected a file path, got an empty one"),
+        (["--resume", ""], "expected a file path, got an empty one"),
+        (["--resume", "no-such-run.npz"], "--resume 'no-such-run.npz': No such file"),
+        (["--test-size", "1"], "expected a share between 0 and 1"),
+        (
+            ["--test-size", "0.995"],
+            "--test-size 0.995 leaves .* each needs at least one",
+        ),
     ],
     ids=[
         "unknown-data",
@@ -110,6 +119,12 @@ def test_a_data_file_can_be_trained_on(tmp_path):
         "save-over-a-data-file",
         "zero-epochs",
         "bad-dtype",
+        "empty-hidden-size",
+        "empty-save",
+        "empty-resume",
+        "missing-resume",
+        "test-size-one",
+        "test-size-leaving-nothing",
     ],
 )
 def test_bad_options_exit_with_a_message_not_a_trace(args, message):
