@@ -387,6 +387,19 @@ def _is_finite(state: Any) -> bool:
     return _checks.all_finite(_leaves(state))
 
 
+def _not_finite(state: Any) -> str:
+    """Which part of a state that is not finite went wrong, for messages."""
+    parts = [("params", state)]
+    if isinstance(state, TrainState):
+        parts = [
+            ("params", state.params),
+            ("optimizer state", state.opt_state),
+            ("network state", state.net_state),
+        ]
+    bad = next((name for name, part in parts if not _is_finite(part)), "state")
+    return f"the {bad} became NaN or infinite"
+
+
 def _step_number(state: Any, count: int) -> int:
     step = getattr(state, "step", None)
     return step if isinstance(step, int) else count
@@ -457,7 +470,7 @@ def _guarded_step(
     verified = guard.verified
     if count % check_every == 0:
         if not _is_finite(new):
-            _diverged(guard, count, epoch, "the params became NaN or infinite")
+            _diverged(guard, count, epoch, _not_finite(new))
         if loss is None:
             verified = (new, count)
     return _Guard(new, count, ((guard.state, guard.count),), verified, epoch)
@@ -501,7 +514,7 @@ def _pipelined_step(
         except FloatingPointError as exc:
             _diverged(guard, count, before, f"a floating-point error ({exc})", exc)
         if count % check_every == 0 and not _is_finite(state):
-            _diverged(guard, count, before, "the params became NaN or infinite")
+            _diverged(guard, count, before, _not_finite(state))
         previous = ((guard.state, guard.count),)
     here = _Guard(state, count, previous, guard.verified, epoch)
     try:
@@ -527,7 +540,7 @@ def _finish_pipelined(parts: tuple, guard: _Guard) -> Any:
     except FloatingPointError as exc:
         _diverged(guard, count, guard.epoch, f"a floating-point error ({exc})", exc)
     if not _is_finite(state):
-        _diverged(guard, count, guard.epoch, "the params became NaN or infinite")
+        _diverged(guard, count, guard.epoch, _not_finite(state))
     return state
 
 
@@ -618,7 +631,7 @@ def fit(
             ),
             guard.count,
             guard.epoch,
-            "the params became NaN or infinite",
+            _not_finite(guard.state),
         )
     return guard.state
 

@@ -194,3 +194,15 @@ def test_divergence_is_reported_once_without_numpy_warnings():
     with np.errstate(all="warn"), pytest.raises(TrainingDiverged) as caught:
         funnet.fit(step, funnet.batches(X, y, 8, epochs=20), state)
     assert caught.value.state.params.dtype == np.float64
+
+
+def test_a_non_finite_optimizer_state_is_named_as_such():
+    def step(state, batch):
+        opt_state = state.opt_state._replace(
+            mu=assoc(state.opt_state.mu, "b1", np.full(8, np.inf))
+        )
+        return state._replace(opt_state=opt_state, step=state.step + 1, loss=0.5)
+
+    start = funnet.init_train_state(PARAMS, funnet.optimizers.adam(0.1))
+    with pytest.raises(TrainingDiverged, match="the optimizer state became NaN"):
+        funnet.fit(step, [(X[:2], Y[:2])] * 3, start)
