@@ -361,8 +361,15 @@ def _resumed_args(
 
 
 def _fingerprint(X: np.ndarray, y: np.ndarray) -> str:
-    digest = hashlib.sha256(np.ascontiguousarray(X, dtype=np.float64).tobytes())
-    digest.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    """SHA-256 of X as float64 and y as int64, row-major.
+
+    Fed a block of rows at a time, so no copy of the whole data is made.
+    """
+    digest = hashlib.sha256()
+    rows = max(1, (1 << 16) * len(X) // max(1, X.size))
+    for i in range(0, len(X), rows):
+        digest.update(np.ascontiguousarray(X[i : i + rows], dtype=np.float64))
+    digest.update(np.ascontiguousarray(y, dtype=np.int64))
     return digest.hexdigest()
 
 
@@ -425,24 +432,29 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
         )
     n_classes = len(classes)
 
+    fingerprint = _fingerprint(X, y)
     trained_on = ckpt and ckpt.config.get("data", {}).get("sha256")
-    if ckpt is not None and trained_on != _fingerprint(X, y):
+    if ckpt is not None and trained_on != fingerprint:
         raise ValueError(
             f"--resume {args.resume!r}: the data in --data {args.data!r} differ "
             f"from those the checkpoint was trained on"
         )
 
+    n_samples, n_features = X.shape
+    # Each split is a copy: the arrays split are let go as soon as possible.
     X_train, X_test, y_train, y_test = datasets.train_test_split(
         X, y, test_size=args.test_size, seed=args.seed
     )
+    del X
     X_fit, X_val, y_fit, y_val = datasets.train_test_split(
         X_train, y_train, test_size=0.1, seed=args.seed + 1
     )
+    del X_train
     if min(len(X_fit), len(X_val), len(X_test)) == 0:
         raise ValueError(
             f"--test-size {args.test_size} leaves {len(X_fit)} training, "
             f"{len(X_val)} validation and {len(X_test)} test samples of "
-            f"{len(X)}; each needs at least one: choose a share nearer 0.2"
+            f"{n_samples}; each needs at least one: choose a share nearer 0.2"
         )
     if ckpt is None:
         scale = datasets.Standardizer.fit(X_fit)
@@ -454,7 +466,7 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     binary = n_classes == 2
     loss = losses.binary_cross_entropy if binary else losses.softmax_cross_entropy
     network = checkpoint.mlp_config(
-        X.shape[1],
+        n_features,
         args.hidden,
         1 if binary else n_classes,
         args.activation,
@@ -467,7 +479,7 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
             f"{ckpt.config.get('network')} does not match the data ({network})"
         )
     net, loss = checkpoint.build_network(network)
-    params = init(net, X.shape[1], seed=args.seed, dtype=dtype)
+    params = init(net, n_features, seed=args.seed, dtype=dtype)
 
     def targets(labels):
         return labels[:, None].astype(dtype) if binary else labels
@@ -496,7 +508,7 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
         "network": network,
         "training": {"options": _as_json(_run_options(args)), "epochs": args.epochs},
         "data": {
-            "sha256": _fingerprint(X, y),
+            "sha256": fingerprint,
             "standardizer": {"mean": scale.mean.tolist(), "std": scale.std.tolist()},
         },
     }
@@ -508,8 +520,8 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
 
     print(
         f"funnet: {name}, {len(X_fit)} train / {len(X_val)} validation / "
-        f"{len(X_test)} test samples, {X.shape[1]} features, {n_classes} "
-        f"classes; MLP {X.shape[1]}-{'-'.join(map(str, args.hidden))}-"
+        f"{len(X_test)} test samples, {n_features} features, {n_classes} "
+        f"classes; MLP {n_features}-{'-'.join(map(str, args.hidden))}-"
         f"{1 if binary else n_classes} ({args.activation}), {args.dtype}",
         file=out,
     )

@@ -117,3 +117,19 @@ def test_npz_that_is_text_or_complex_gets_a_clear_error(tmp_path):
         ValueError, match="X must hold real numbers, got dtype complex128"
     ):
         datasets.load_npz(tmp_path / "c.npz")
+
+
+def test_standardizing_makes_no_float64_copy_of_the_whole_data():
+    import tracemalloc
+
+    X = np.random.default_rng(0).normal(3.0, 5.0, (20000, 50)).astype(np.float32)
+    scale = datasets.Standardizer.fit(X[:100])
+    expected = ((X.astype(np.float64) - scale.mean) / scale.std).astype(np.float32)
+    tracemalloc.start()
+    try:
+        out = scale(X, np.float32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(out, expected)
+    assert peak < out.nbytes + X.nbytes / 2  # a float64 copy alone is 2x X

@@ -232,13 +232,21 @@ class Standardizer:
         return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
 
     def __call__(self, X: Any, dtype: Any = np.float64) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.mean.shape[0]:
             raise ValueError(
                 f"Standardizer: X has shape {X.shape}; expected (samples, "
                 f"{self.mean.shape[0]}) like the data it was fitted on"
             )
-        return ((X - self.mean) / self.std).astype(dtype)
+        # A block of rows at a time, in float64 (the mean and std are): the
+        # arithmetic makes its temporaries for one block, not for all rows.
+        out = np.empty(X.shape, dtype)
+        rows = max(1, (1 << 16) // max(1, X.shape[1]))
+        for i in range(0, len(X), rows):
+            out[i : i + rows] = (X[i : i + rows] - self.mean) / self.std
+        return out
 
 
 def standardize(X_train: Any, *others: Any, dtype: Any = np.float64):
