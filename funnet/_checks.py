@@ -40,6 +40,21 @@ def finite(a: np.ndarray) -> bool:
     return all(bool(np.isfinite(a[i : i + rows]).all()) for i in range(0, len(a), rows))
 
 
+def first_non_finite(a: np.ndarray) -> tuple[int, ...] | None:
+    """The index of the first NaN or infinity in ``a`` (C order), or None.
+
+    Searched a block of rows at a time, as :func:`finite` checks.
+    """
+    if finite(a):
+        return None
+    rows = max(1, _FINITE_BLOCK * len(a) // max(1, a.size))
+    for i in range(0, len(a), rows):
+        bad = np.argwhere(~np.isfinite(a[i : i + rows]))
+        if len(bad):
+            return (i + int(bad[0][0]), *(int(j) for j in bad[0][1:]))
+    return None
+
+
 def _cast(a: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
     """``a`` as ``dtype``, refusing values that overflow to infinity.
 
@@ -156,8 +171,8 @@ def features(
         target = params_dtype(params) if dtype is None else np.dtype(dtype)
     else:
         target = np.dtype(dtype or (a.dtype if a.dtype in FLOATS else np.float64))
-    if a.dtype.kind == "f" and not finite(a):
-        bad = np.argwhere(~np.isfinite(a))[0]
+    bad = first_non_finite(a) if a.dtype.kind == "f" else None
+    if bad is not None:
         raise ValueError(
             f"{name} contains NaN or infinity (first at row {bad[0]}, column "
             f"{bad[1]}: {a[tuple(bad)]}); expected finite numbers"
@@ -237,8 +252,8 @@ def targets(
             f"{name} has shape {a.shape}; expected ({n_samples}, {n_outputs}) "
             f"to match {n_samples} samples and {n_outputs} network outputs"
         )
-    if a.dtype.kind == "f" and not finite(a):
-        bad = np.argwhere(~np.isfinite(a))[0]
+    bad = first_non_finite(a) if a.dtype.kind == "f" else None
+    if bad is not None:
         raise ValueError(
             f"{name} contains NaN or infinity (first at index "
             f"{tuple(int(i) for i in bad)}: "

@@ -677,8 +677,12 @@ def _check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     for name, a in (("X", X), ("y", y)):
         if a.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
-        if a.dtype.kind == "f" and not _checks.finite(a):
-            raise ValueError(f"{name} contains NaN or infinity; expected finite values")
+        bad = _checks.first_non_finite(a) if a.dtype.kind == "f" else None
+        if bad is not None:
+            raise ValueError(
+                f"{name} contains NaN or infinity (first at index {bad}: "
+                f"{a[bad]}); expected finite values"
+            )
     return X, y
 
 

@@ -266,8 +266,11 @@ def test_the_data_finiteness_check_agrees_with_numpy(
     expected = bool(np.isfinite(a).all())
     # Blocks of a few entries, so that small arrays take the blocked path.
     saved, _checks._FINITE_BLOCK = _checks._FINITE_BLOCK, 7
+    where = np.argwhere(~np.isfinite(a))
+    first = tuple(int(i) for i in where[0]) if len(where) else None
     try:
         assert _checks.finite(a) == expected
+        assert _checks.first_non_finite(a) == first
         assert _checks.finite(a.T) == expected
         assert _checks.finite(a[:, 0]) == bool(np.isfinite(a[:, 0]).all())
     finally:
