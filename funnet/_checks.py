@@ -305,8 +305,10 @@ def optimizer(opt: Any, fn: str) -> None:
         callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))
     ):
         raise TypeError(
-            f"{fn}: optimizer must be a pair (init, update) such as "
-            f"funnet.optimizers.adam(1e-3), got {opt!r}"
+            f"{fn}: optimizer must be an Optimizer, an object with .init and "
+            f".update such as funnet.optimizers.adam(1e-3) or, for your own "
+            f"pair of functions, funnet.optimizers.Optimizer(init, update); "
+            f"got {opt!r:.100}"
         )
 
 

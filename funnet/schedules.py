@@ -429,7 +429,9 @@ whole or fractional epochs, LR is the base learning rate:
   warmup:5+cosine warm up for 5 epochs, then decay over the rest
 Every part but the last needs a length (warmup:E, constant:E, cosine:E).
 In funnet train, "the end of the run" is the --epochs of the run's first
-invocation; a run continued with --resume keeps that schedule."""
+invocation; a run continued with --resume keeps that schedule, unless a
+larger --epochs extends it, which stretches the schedule over the new total
+(and says so)."""
 
 
 def _epochs(spec: str, text: str, steps_per_epoch: int) -> int:

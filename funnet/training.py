@@ -319,7 +319,13 @@ def _update(optimizer: Optimizer, state: TrainState, pending: _Pending) -> Train
     elif getattr(optimizer, "step", None) is not None:
         new_params, opt_state = optimizer.step(grads, state.opt_state, params)
     else:
-        updates, opt_state = optimizer.update(grads, state.opt_state, params)
+        out = optimizer.update(grads, state.opt_state, params)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(
+                f"the optimizer's update must return a pair (updates, "
+                f"new_state), got {type(out).__name__} {out!r:.80}"
+            )
+        updates, opt_state = out
         new_params = apply_updates(params, updates)
     return TrainState(
         new_params, opt_state, state.step + 1, pending.value, pending.net_state

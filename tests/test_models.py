@@ -220,7 +220,7 @@ def test_predict_refuses_inputs_that_overflow_instead_of_warning():
         ),
         (
             lambda net, loss: funnet.make_step(net, loss, 0.1),
-            "make_step: optimizer must be a pair \\(init, update\\)",
+            "make_step: optimizer must be an Optimizer, an object with .init and .update",
         ),
         (
             lambda net, loss: funnet.value_and_grad(net, net),
@@ -228,7 +228,7 @@ def test_predict_refuses_inputs_that_overflow_instead_of_warning():
         ),
         (
             lambda net, loss: funnet.init_train_state(funnet.init(net, 2), 0.1),
-            "init_train_state: optimizer must be a pair",
+            "init_train_state: optimizer must be an Optimizer",
         ),
     ],
     ids=[

@@ -12,6 +12,7 @@ import funnet
 from funnet import losses, optimizers, schedules
 from funnet.optimizers import (
     AdamState,
+    EmptyState,
     MomentumState,
     OptState,
     adagrad,
@@ -849,7 +850,8 @@ def test_updates_are_added_in_place_only_into_arrays_nobody_else_holds():
 )
 def test_clipping_by_global_norm_survives_squares_that_overflow(dtype, value):
     g = Params(W=np.full((2, 3), value, dtype), b=np.full(2, -value, dtype))
-    u, state = clip_by_global_norm(1.0).update(g, None)
+    clip = clip_by_global_norm(1.0)
+    u, state = clip.update(g, clip.init(g))
     assert math.isclose(state.norm, value * math.sqrt(8), rel_tol=1e-6)
     norm = math.sqrt(sum(float((v.astype(np.float64) ** 2).sum()) for v in u.values()))
     assert math.isclose(norm, 1.0, rel_tol=1e-5)
@@ -911,3 +913,82 @@ def test_a_state_from_another_optimizer_is_refused_by_name(name):
     opt = _ALL[name]()
     with pytest.raises(TypeError, match="expected the state that .* init makes"):
         opt.update(Params(W=np.ones((3, 2))), other.init(p), p)
+
+
+def _p32():
+    return Params(W=np.zeros((3, 2), np.float32), b=np.zeros(2, np.float32))
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (
+            lambda p, g: sgd(0.1).step(
+                g, sgd(0.1).init(p), {"W": [[0.0]] * 3, "b": [0, 0]}
+            ),
+            TypeError,
+            r"sgd: params\['W'\] must be an array, got list",
+        ),
+        (
+            lambda p, g: momentum(0.1).step(g, momentum(0.1).init(p), None),
+            TypeError,
+            "momentum: params must be a mapping of arrays",
+        ),
+        (
+            lambda p, g: nesterov(0.1).update(
+                g, nesterov(0.1).init(Params(W=np.zeros((4, 4)), b=np.zeros(2))), p
+            ),
+            ValueError,
+            r"nesterov: grads\['W'\] is float32 of shape \(3, 2\) but the optimizer "
+            r"state was made for float64 of shape \(4, 4\)",
+        ),
+        (
+            lambda p, g: rmsprop(0.1, centered=True).update(g, rmsprop(0.1).init(p), p),
+            TypeError,
+            "rmsprop: the state was made by an rmsprop with other options",
+        ),
+        (
+            lambda p, g: weight_decay(1e-4).update(g, None, p),
+            TypeError,
+            "weight_decay: expected the state that weight_decay's init makes",
+        ),
+        (
+            lambda p, g: clip_by_value(1.0).update(
+                {**g, "W": np.ones((2, 3), np.float32)}, EmptyState(), p
+            ),
+            ValueError,
+            r"clip_by_value: grads\['W'\] has shape \(2, 3\)",
+        ),
+        (
+            lambda p, g: apply_updates(p, {**g, "b": np.ones(2)}),
+            TypeError,
+            r"apply_updates: updates\['b'\] has dtype float64",
+        ),
+    ],
+    ids=[
+        "list-params",
+        "none-params",
+        "state-for-other-params",
+        "rmsprop-options",
+        "none-state",
+        "clip-shape",
+        "update-dtype",
+    ],
+)
+def test_misplaced_inputs_are_named_in_the_error(call, error, message):
+    p = _p32()
+    g = {k: np.ones_like(v) for k, v in p.items()}
+    with pytest.raises(error, match=message):
+        call(p, g)
+
+
+def test_a_custom_update_that_forgets_its_state_is_named():
+    net = funnet.mlp([4], n_outputs=2)
+    params = funnet.init(net, 3, seed=0)
+    opt = optimizers.Optimizer(lambda p: None, lambda g, s, p=None: g)
+    step = funnet.training.make_step(net, losses.softmax_cross_entropy, opt)
+    state = funnet.training.init_train_state(params, opt)
+    with pytest.raises(
+        TypeError, match=r"update must return a pair \(updates, new_state\)"
+    ):
+        step(state, (np.ones((2, 3)), np.array([0, 1])))

@@ -135,21 +135,22 @@ def apply_updates(params: Mapping[str, Any], updates: Mapping[str, Any]) -> Para
     One pass per parameter; each sum keeps the parameter's dtype and shape
     (updates of another shape or dtype are refused).
     """
-    _check_keys("apply_updates", updates, params, what="params")
+    _check_keys("apply_updates", updates, params, what="params", name="updates")
     return tree_map2(np.add, params, updates)
 
 
 def from_fresh_updates(
+    fn: str,
     init: Callable[[Mapping[str, np.ndarray]], Any],
     fresh: Callable[..., tuple[dict[str, np.ndarray], Any]],
 ) -> Optimizer:
     """An optimizer, fused step included, from a rule that makes new arrays.
 
-    ``fresh(grads, state, params) -> (updates, state)`` must return updates
-    that it has just allocated and nobody else holds. ``update`` freezes
-    them; ``step`` first adds each parameter into its update in place
-    (``u + p`` equals ``p + u`` exactly), which saves allocating the new
-    params.
+    ``fn`` names the optimizer in messages. ``fresh(grads, state, params)
+    -> (updates, state)`` must return updates that it has just allocated
+    and nobody else holds. ``update`` freezes them; ``step`` first adds
+    each parameter into its update in place (``u + p`` equals ``p + u``
+    exactly), which saves allocating the new params.
     """
 
     def update(grads, state, params=None):
@@ -157,6 +158,11 @@ def from_fresh_updates(
         return Params._own(updates), new
 
     def step(grads, state, params):
+        if not isinstance(params, Mapping):
+            raise TypeError(
+                f"{fn}: params must be a mapping of arrays (funnet.Params or a "
+                f"dict), got {type(params).__name__}"
+            )
         updates, new = fresh(grads, state, params)
         _add_params(updates, params)
         return Params._own(updates), new
@@ -170,7 +176,7 @@ def _add_params(updates: dict[str, np.ndarray], params: Mapping[str, Any]) -> No
     Only arrays that own their data, are writeable and appear once are
     written; any other entry gets a new array for its sum.
     """
-    _check_keys("apply_updates", updates, params, what="params")
+    _check_keys("apply_updates", updates, params, what="params", name="updates")
     uses = collections.Counter(map(id, updates.values()))
     for k, u in list(updates.items()):
         if (
@@ -270,42 +276,68 @@ def _frozen(grads: Mapping[str, Any]) -> Params:
 
 
 def _check_keys(
-    fn: str, grads: Mapping[str, Any], like: Mapping[str, Any], what: str = "state"
+    fn: str,
+    grads: Mapping[str, Any],
+    like: Mapping[str, Any],
+    what: str = "state",
+    name: str = "grads",
 ) -> None:
-    """``grads`` must match ``like`` (the params, or slots made from them).
+    """``grads`` must match ``like``: the params, or the slots of a state.
 
     The same keys, and under each an array of the same shape and dtype: a
     mismatch would otherwise broadcast silently, change the params' dtype,
-    or fail deep inside NumPy.
+    or fail deep inside NumPy. ``what`` says what ``like`` is ("state" or
+    "params") and ``name`` what ``grads`` are, for the messages.
     """
-    if not isinstance(grads, Mapping):
-        raise TypeError(
-            f"{fn}: grads must be a mapping of arrays (funnet.Params or a "
-            f"dict), got {type(grads).__name__}"
-        )
+    for label, mapping in ((name, grads), (what, like)):
+        if not isinstance(mapping, Mapping):
+            raise TypeError(
+                f"{fn}: {label} must be a mapping of arrays (funnet.Params or "
+                f"a dict), got {type(mapping).__name__}"
+            )
     if grads.keys() != like.keys():
         made = "the optimizer state was made for" if what == "state" else "params have"
         raise KeyError(
-            f"{fn}: grads have keys {sorted(grads)} but {made} "
+            f"{fn}: {name} have keys {sorted(grads)} but {made} "
             f"{sorted(like)}; expected the same keys"
             + ("; call init with the same params" if what == "state" else "")
         )
     for k, g in grads.items():
         ref = like[k]
-        if not isinstance(g, np.ndarray):
-            raise TypeError(
-                f"{fn}: grads[{k!r}] must be an array, got {type(g).__name__}"
-            )
+        for label, a in ((f"{name}[{k!r}]", g), (f"{what}[{k!r}]", ref)):
+            if not isinstance(a, np.ndarray):
+                raise TypeError(
+                    f"{fn}: {label} must be an array, got {type(a).__name__}"
+                )
+        if what == "state":
+            if g.shape != ref.shape or g.dtype != ref.dtype:
+                raise ValueError(
+                    f"{fn}: {name}[{k!r}] is {g.dtype} of shape {g.shape} but the "
+                    f"optimizer state was made for {ref.dtype} of shape "
+                    f"{ref.shape}; call init with the params being trained"
+                )
+            continue
         if g.shape != ref.shape:
             raise ValueError(
-                f"{fn}: grads[{k!r}] has shape {g.shape} but the param has "
+                f"{fn}: {name}[{k!r}] has shape {g.shape} but the param has "
                 f"shape {ref.shape}; expected the same shape"
             )
         if g.dtype != ref.dtype:
             raise TypeError(
-                f"{fn}: grads[{k!r}] has dtype {g.dtype} but the param has "
+                f"{fn}: {name}[{k!r}] has dtype {g.dtype} but the param has "
                 f"dtype {ref.dtype}; expected the params' dtype"
             )
+
+
+def _check_inputs(
+    fn: str, grads: Any, state: Any, kind: type, slots: str, params: Any
+) -> None:
+    """The state's type, then grads against the params (when given) and
+    against the state's accumulators ``getattr(state, slots)``."""
+    _check_state(fn, state, kind)
+    if params is not None:
+        _check_keys(fn, grads, params, what="params")
+    _check_keys(fn, grads, getattr(state, slots))
 
 
 def _check_state(fn: str, state: Any, kind: type) -> None:

@@ -21,6 +21,7 @@ from funnet.optimizers._core import (
     OptState,
     RMSPropState,
     Schedule,
+    _check_inputs,
     _check_keys,
     _check_state,
     _in_range,
@@ -135,12 +136,13 @@ def _scaled_sum(g: np.ndarray, c: float, p: np.ndarray) -> np.ndarray:
 
 
 def _momentum(lr: Schedule, mu: float, nesterov: bool) -> Optimizer:
+    fn = "nesterov" if nesterov else "momentum"
+
     def init(params):
         return MomentumState(0, float(lr(0)), _zeros(params))
 
     def fresh(grads, state, params=None):
-        _check_state("sgd", state, MomentumState)
-        _check_keys("sgd", grads, state.velocity)
+        _check_inputs(fn, grads, state, MomentumState, "velocity", params)
         eta = float(lr(state.count))
         c = -eta
         velocity, updates = {}, {}
@@ -157,7 +159,7 @@ def _momentum(lr: Schedule, mu: float, nesterov: bool) -> Optimizer:
             updates[k] = u
         return updates, MomentumState(state.count + 1, eta, Params._own(velocity))
 
-    return from_fresh_updates(init, fresh)
+    return from_fresh_updates(fn, init, fresh)
 
 
 def momentum(learning_rate: LearningRate = 0.01, momentum: float = 0.9) -> Optimizer:
@@ -208,8 +210,7 @@ def adagrad(
         return AdagradState(0, float(lr(0)), Params._own(sums))
 
     def fresh(grads, state, params=None):
-        _check_state("adagrad", state, AdagradState)
-        _check_keys("adagrad", grads, state.sum_of_squares)
+        _check_inputs("adagrad", grads, state, AdagradState, "sum_of_squares", params)
         eta = float(lr(state.count))
         c = -eta
         sums, updates = {}, {}
@@ -224,7 +225,7 @@ def adagrad(
             updates[k] = u
         return updates, AdagradState(state.count + 1, eta, Params._own(sums))
 
-    return from_fresh_updates(init, fresh)
+    return from_fresh_updates("adagrad", init, fresh)
 
 
 def rmsprop(
@@ -290,8 +291,13 @@ def rmsprop(
         )
 
     def fresh(grads, state, params=None):
-        _check_state("rmsprop", state, RMSPropState)
-        _check_keys("rmsprop", grads, state.square_avg)
+        _check_inputs("rmsprop", grads, state, RMSPropState, "square_avg", params)
+        if (state.grad_avg is None) == centered or (state.velocity is None) == bool(mu):
+            raise TypeError(
+                f"rmsprop: the state was made by an rmsprop with other "
+                f"options (centered or momentum); build it with this "
+                f"optimizer's init"
+            )
         eta = float(lr(state.count))
         c = -eta
         squares, means, velocity, updates = {}, {}, {}, {}
@@ -331,7 +337,7 @@ def rmsprop(
         )
         return updates, new
 
-    return from_fresh_updates(init, fresh)
+    return from_fresh_updates("rmsprop", init, fresh)
 
 
 def adam(
@@ -439,15 +445,12 @@ def _adam(fn, learning_rate, b1, b2, eps, wd, mask) -> Optimizer:
         return AdamState(0, float(lr(0)), _zeros(params), _zeros(params))
 
     def moments(grads, state, params, apply):
-        _check_state(fn, state, AdamState)
-        _check_keys(fn, grads, state.mu)
         if (wd or apply) and params is None:
             what, call = ("step", "step") if apply else ("weight decay", "update")
             raise TypeError(
                 f"{fn}: {what} needs params; call {call}(grads, state, params)"
             )
-        if wd or apply:
-            _check_keys(fn, grads, params, what="params")
+        _check_inputs(fn, grads, state, AdamState, "mu", params)
         t = state.count + 1
         eta = float(lr(state.count))
         root = math.sqrt(1.0 - b2**t)
