@@ -410,7 +410,9 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     dtype = np.dtype(args.dtype)
     # Check the file's contents before the split, so that messages point at
     # the rows and columns of the file itself.
-    X = _checks.features(X, None, f"--data {args.data!r}: X", dtype=np.float64)
+    # Floating-point data keep their dtype (no float64 copy of float32
+    # data); integers become float64. Statistics are taken in float64.
+    X = _checks.features(X, None, f"--data {args.data!r}: X")
     y = np.asarray(y)
     if y.dtype.kind == "f" and np.all(y == np.round(y)):
         y = y.astype(np.int64)

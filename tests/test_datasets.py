@@ -133,3 +133,17 @@ def test_standardizing_makes_no_float64_copy_of_the_whole_data():
         tracemalloc.stop()
     np.testing.assert_array_equal(out, expected)
     assert peak < out.nbytes + X.nbytes / 2  # a float64 copy alone is 2x X
+
+
+@pytest.mark.parametrize(
+    "saved, loaded",
+    [(np.float32, np.float32), (np.float64, np.float64), (np.uint8, np.float64)],
+)
+def test_npz_files_keep_float32_and_turn_other_numbers_into_float64(
+    tmp_path, saved, loaded
+):
+    X = (np.arange(12).reshape(4, 3) % 7).astype(saved)
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(4) % 2)
+    got, _ = datasets.load_npz(tmp_path / "d.npz")
+    assert got.dtype == loaded
+    np.testing.assert_array_equal(got, X.astype(loaded))

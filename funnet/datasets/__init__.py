@@ -77,7 +77,11 @@ def _read_npz(source, what: str) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{what} is damaged: {exc}") from None
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{what}: X must hold real numbers, got dtype {X.dtype}")
-    return X.astype(np.float64), y
+    # float32 data stay float32 (half the memory, and float32 training);
+    # integers and other floats become float64.
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    return X, y
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +102,7 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Load ``(X, y)`` from an ``.npz`` file with arrays named ``X`` and ``y``.
 
     The file is read with ``allow_pickle=False``; object arrays are refused.
+    ``X`` comes back as float32 if it was saved so, else as float64.
     """
     return _read_npz(os.fspath(path), f"{os.fspath(path)!r}")
 
@@ -222,14 +227,18 @@ class Standardizer:
 
     @classmethod
     def fit(cls, X: Any) -> "Standardizer":
-        X = np.asarray(X, dtype=np.float64)
+        # float64 statistics without a float64 copy of float32 data: the
+        # reductions convert as they go, to the same values.
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or len(X) == 0:
             raise ValueError(
                 f"Standardizer.fit: X must be 2-D (samples, features) with at "
                 f"least one row, got shape {X.shape}"
             )
-        std = X.std(axis=0)
-        return cls(X.mean(axis=0), np.where(std > 0, std, 1.0))
+        std = X.std(axis=0, dtype=np.float64)
+        return cls(X.mean(axis=0, dtype=np.float64), np.where(std > 0, std, 1.0))
 
     def __call__(self, X: Any, dtype: Any = np.float64) -> np.ndarray:
         X = np.asarray(X)
