@@ -576,6 +576,8 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     _, test_acc = evaluate(net, state.params, X_test, t_test, loss)
 
     if done_epochs >= args.epochs:  # nothing trained: write what was loaded
+        # with the epochs it has done, not the smaller total asked for
+        config["training"]["epochs"] = max(args.epochs, done_epochs)
         save(state, state.step // steps_per_epoch)
     summary = {
         "dataset": name,

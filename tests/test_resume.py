@@ -211,8 +211,14 @@ def test_resuming_without_save_updates_the_resumed_checkpoint(tmp_path):
 
 def test_resuming_a_finished_run_to_fewer_epochs_says_there_is_nothing_to_do(tmp_path):
     _train(tmp_path, "--epochs", "2", "--save", "run.npz")
+    before = checkpoint.load(tmp_path / "run.npz")
     done = _train(tmp_path, "--resume", "run.npz", "--epochs", "1")
     assert "already trained 2 epochs; pass a larger --epochs" in done.stderr
+    after = checkpoint.load(tmp_path / "run.npz")
+    assert after.epoch == 2 and after.config["training"]["epochs"] == 2
+    assert after.config == before.config and after.state.params.equals(
+        before.state.params
+    )
 
 
 @pytest.mark.parametrize(
