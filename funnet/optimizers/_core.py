@@ -330,14 +330,15 @@ def _check_keys(
 
 
 def _check_inputs(
-    fn: str, grads: Any, state: Any, kind: type, slots: str, params: Any
+    fn: str, grads: Any, state: Any, kind: type, slots: str | None, params: Any
 ) -> None:
     """The state's type, then grads against the params (when given) and
-    against the state's accumulators ``getattr(state, slots)``."""
+    against the state's accumulators ``getattr(state, slots)`` (if any)."""
     _check_state(fn, state, kind)
     if params is not None:
         _check_keys(fn, grads, params, what="params")
-    _check_keys(fn, grads, getattr(state, slots))
+    if slots is not None:
+        _check_keys(fn, grads, getattr(state, slots))
 
 
 def _check_state(fn: str, state: Any, kind: type) -> None:

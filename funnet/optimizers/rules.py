@@ -94,9 +94,7 @@ def _plain_sgd(lr: Schedule) -> Optimizer:
         return OptState(0, float(lr(0)))
 
     def update(grads, state, params=None):
-        _check_state("sgd", state, OptState)
-        if params is not None:
-            _check_keys("sgd", grads, params, what="params")
+        _check_inputs("sgd", grads, state, OptState, None, params)
         eta = float(lr(state.count))
         c = -eta
         updates = Params._own({k: g * c for k, g in grads.items()})
@@ -294,9 +292,9 @@ def rmsprop(
         _check_inputs("rmsprop", grads, state, RMSPropState, "square_avg", params)
         if (state.grad_avg is None) == centered or (state.velocity is None) == bool(mu):
             raise TypeError(
-                f"rmsprop: the state was made by an rmsprop with other "
-                f"options (centered or momentum); build it with this "
-                f"optimizer's init"
+                "rmsprop: the state was made by an rmsprop with other "
+                "options (centered or momentum); build it with this "
+                "optimizer's init"
             )
         eta = float(lr(state.count))
         c = -eta

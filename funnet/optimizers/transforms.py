@@ -18,8 +18,7 @@ from funnet.optimizers._core import (
     Optimizer,
     Schedule,
     ScheduleState,
-    _check_keys,
-    _check_state,
+    _check_inputs,
     _frozen,
     _in_range,
     _mask,
@@ -112,9 +111,7 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
         return ClipState(None)
 
     def update(grads, state, params=None):
-        _check_state("clip_by_global_norm", state, ClipState)
-        if params is not None:
-            _check_keys("clip_by_global_norm", grads, params, what="params")
+        _check_inputs("clip_by_global_norm", grads, state, ClipState, None, params)
         grads = _frozen(grads)
         norm = _global_norm([g.ravel() for g in grads.values()])
         if norm <= c:
@@ -157,9 +154,7 @@ def clip_by_value(max_abs: float) -> Optimizer:
         return EmptyState()
 
     def update(grads, state, params=None):
-        _check_state("clip_by_value", state, EmptyState)
-        if params is not None:
-            _check_keys("clip_by_value", grads, params, what="params")
+        _check_inputs("clip_by_value", grads, state, EmptyState, None, params)
         return Params._own({k: np.clip(g, -c, c) for k, g in grads.items()}), state
 
     return Optimizer(init, update)
@@ -207,8 +202,7 @@ def weight_decay(
             raise TypeError(
                 "weight_decay needs params; call update(grads, state, params)"
             )
-        _check_state("weight_decay", state, ScheduleState)
-        _check_keys("weight_decay", grads, params, what="params")
+        _check_inputs("weight_decay", grads, state, ScheduleState, None, params)
         grads = _frozen(grads)
         rate = float(lr(state.count)) * wd
         if not rate:
@@ -249,9 +243,7 @@ def scale_by_schedule(schedule: Schedule) -> Optimizer:
         return ScheduleState(0, float(schedule(0)))
 
     def update(grads, state, params=None):
-        _check_state("scale_by_schedule", state, ScheduleState)
-        if params is not None:
-            _check_keys("scale_by_schedule", grads, params, what="params")
+        _check_inputs("scale_by_schedule", grads, state, ScheduleState, None, params)
         s = float(schedule(state.count))
         return (
             Params._own({k: g * s for k, g in grads.items()}),
