@@ -84,13 +84,45 @@ from funnet.testing.strategies import (
     sizes,
 )
 
-from funnet.testing import _common, gradients, invariants, purity, strategies
-
-# Each module lists what it offers; the package offers all of it.
 __all__ = [
-    *strategies.__all__,
-    *_common.__all__,
-    *gradients.__all__,
-    *purity.__all__,
-    *invariants.__all__,
+    # strategies
+    "dtypes",
+    "sizes",
+    "layer_sizes",
+    "networks",
+    "params_for",
+    "features",
+    "logits",
+    "labels",
+    "one_hot",
+    "probabilities",
+    "binary_targets",
+    "classification_batches",
+    "LayerCase",
+    "layer_cases",
+    "learning_rates",
+    "schedules",
+    # gradient checks
+    "INPUT",
+    "Objective",
+    "Mismatch",
+    "GradientCheckError",
+    "GradCheckReport",
+    "tolerances",
+    "check_grads",
+    "layer_objective",
+    "loss_objective",
+    "net_objective",
+    # purity
+    "assert_pure",
+    "forbid_global_random",
+    # invariants
+    "assert_probability_rows",
+    "assert_shift_invariant",
+    "assert_cross_entropy_is_log_softmax",
+    "assert_bce_is_two_class_cross_entropy",
+    "assert_softmax_ce_grad_is_p_minus_y",
+    "assert_descent_lowers_loss",
+    "assert_permutation_invariant",
+    "assert_concat_is_weighted_mean",
 ]
