@@ -273,15 +273,14 @@ class _Pending(NamedTuple):
     opt_state: Any = None
 
 
-def _gradients(
+def _front(
     net: Layer,
     loss: Loss,
-    optimizer: Optimizer,
     entropy: int,
     state: TrainState,
     batch: Batch,
-) -> _Pending:
-    """Forward, loss and backward: the loss and gradients at ``state``."""
+) -> tuple:
+    """Forward and loss at ``state``: ``(value, dY, cache, net_state)``."""
     if not isinstance(state, TrainState):
         raise TypeError(
             f"the make_step step takes a TrainState (from init_train_state), "
@@ -294,18 +293,22 @@ def _gradients(
         net, params, X, training=True, rng=rng, state=state.net_state
     )
     value, dY = loss(Y, y)
-    # Dropping each temporary as soon as it is used lets the allocator hand
-    # its still-cached memory to the next arrays of the same size.
-    del Y
+    return value, dY, cache, net_state
+
+
+def _back(
+    net: Layer, optimizer: Optimizer, state: TrainState, front: tuple
+) -> _Pending:
+    """Backward from the loss gradient of :func:`_front`: what the update needs."""
+    value, dY, cache, net_state = front
     linear = getattr(optimizer, "linear", None)
     if linear is None:
-        return _Pending(value, _param_grads(net, params, cache, dY), net_state)
+        return _Pending(value, _param_grads(net, state.params, cache, dY), net_state)
     # u = c g for every param, and the backward pass is linear in dY: scaling
     # the (batch, outputs) loss gradient gives the updates for the price of
     # one small product, and they come out as fresh arrays to add into.
     factor, opt_state = linear(state.opt_state)
-    dY = dY * factor
-    updates = _raw_param_grads(net, params, cache, dY)
+    updates = _raw_param_grads(net, state.params, cache, dY * factor)
     return _Pending(value, updates, net_state, True, opt_state)
 
 
@@ -340,7 +343,10 @@ def _train_step(
     state: TrainState,
     batch: Batch,
 ) -> TrainState:
-    pending = _gradients(net, loss, optimizer, entropy, state, batch)
+    # The activations go before the update runs.
+    front = _front(net, loss, entropy, state, batch)
+    pending = _back(net, optimizer, state, front)
+    del front
     return _update(optimizer, state, pending)
 
 
@@ -420,9 +426,8 @@ class _Guard(NamedTuple):
     are references to immutable values, never copies, but each keeps a
     whole state alive, so the guard holds no more of them than recovery
     needs: a parameter update that overflows shows in the next step's loss,
-    when the state before it is ``previous``. ``pending`` is the first half
-    of the next step when :func:`fit` runs a :func:`make_step` step in
-    halves (see :func:`_pipelined_step`); ``previous`` is then empty.
+    when the state before it is ``previous``. :func:`_fit_in_halves` makes
+    one only to report a divergence.
     """
 
     state: Any
@@ -430,7 +435,6 @@ class _Guard(NamedTuple):
     previous: tuple
     verified: tuple
     epoch: int | None
-    pending: _Pending | None = None
 
 
 def _diverged(
@@ -494,58 +498,64 @@ def _split_step(step: Any) -> tuple | None:
     return None
 
 
-def _pipelined_step(
-    parts: tuple, check_every: int, guard: _Guard, batch: Batch
-) -> _Guard:
-    """One fold step of :func:`fit` over a :func:`make_step` step, in halves.
+def _fit_in_halves(
+    parts: tuple, batches: Iterable[Batch], state: TrainState, check_every: int
+) -> TrainState:
+    """:func:`fit` for a :func:`make_step` step: the same fold, as a loop.
 
-    The accumulator carries the first half of the next step (loss and
-    gradients at ``guard.state``), already checked. A step here applies
-    that update, then runs the first half on the new state with ``batch``
-    and checks its loss. So the loss that reveals a bad update is known
-    while the state before that update is still at hand, and no earlier
-    state has to be kept through the next update: the run peaks at two
-    states, as a plain fold does. The result is the same as
-    ``_train_step``'s, which makes the same calls in the same order.
+    Each step runs as the update pending from the batch before, then the
+    forward pass and loss on the new state, then its backward pass. The loss
+    is checked between the forward and backward passes: when it is not
+    finite the state before the update, still at hand, is the last good one;
+    when it is, the new state vouches for itself, and the state before it
+    and the applied gradients are let go before the backward pass. A run
+    so peaks at two states and one set of gradients. The calls are those of
+    ``_train_step`` in the same order, so the result is the same, bit for
+    bit.
     """
     net, loss, optimizer, entropy = parts
-    epoch = getattr(batch, "epoch", None)
-    if guard.pending is None:  # the first batch: nothing to apply yet
-        state, count, previous = guard.state, guard.count, guard.previous
-    else:
-        # The pending update belongs to the previous batch, and its epoch.
-        count, before = guard.count + 1, guard.epoch
+    count, epoch, pending = 0, None, None
+    verified = (state, 0)
+    for batch in batches:
+        # ``epoch`` is still that of the batch whose update is pending.
+        guard = _Guard(state, count, (), verified, epoch)
+        if pending is not None:
+            full = (count + 1) % check_every == 0
+            state, pending = _apply(optimizer, guard, pending, full), None
+            count += 1
+            guard = _Guard(state, count, ((guard.state, guard.count),), verified, epoch)
+        epoch = getattr(batch, "epoch", None)
         try:
-            state = _update(optimizer, guard.state, guard.pending)
+            front = _front(net, loss, entropy, state, batch)
         except FloatingPointError as exc:
-            _diverged(guard, count, before, f"a floating-point error ({exc})", exc)
-        if count % check_every == 0 and not _is_finite(state):
-            _diverged(guard, count, before, _not_finite(state))
-        previous = ((guard.state, guard.count),)
-    here = _Guard(state, count, previous, guard.verified, epoch)
-    try:
-        pending = _gradients(net, loss, optimizer, entropy, state, batch)
-    except FloatingPointError as exc:
-        reason = f"a floating-point error ({exc})"
-        _diverged(here, count + 1, epoch, reason, exc, bad_loss=True)
-    if not np.isfinite(pending.value):
-        reason = f"the loss is {pending.value}"
-        _diverged(here, count + 1, epoch, reason, bad_loss=True)
-    # The state before this one is not carried on: the loss just checked
-    # vouches for this one.
-    return _Guard(state, count, (), guard.verified, epoch, pending)
+            reason = f"a floating-point error ({exc})"
+            _diverged(guard, count + 1, epoch, reason, exc, bad_loss=True)
+        if not np.isfinite(front[0]):
+            reason = f"the loss is {front[0]}"
+            _diverged(guard, count + 1, epoch, reason, bad_loss=True)
+        # The loss just checked vouches for ``state``: the one before it goes.
+        guard = _Guard(state, count, (), verified, epoch)
+        try:
+            pending = _back(net, optimizer, state, front)
+        except FloatingPointError as exc:
+            reason = f"a floating-point error ({exc})"
+            _diverged(guard, count + 1, epoch, reason, exc)
+        del front
+    if pending is None:
+        return state
+    return _apply(optimizer, _Guard(state, count, (), verified, epoch), pending, True)
 
 
-def _finish_pipelined(parts: tuple, guard: _Guard) -> Any:
-    """Apply the update still pending after the last batch, and check it."""
-    if guard.pending is None:
-        return guard.state
+def _apply(
+    optimizer: Optimizer, guard: _Guard, pending: _Pending, full: bool
+) -> TrainState:
+    """The update pending at ``guard.state``; with ``full``, every array checked."""
     count = guard.count + 1
     try:
-        state = _update(parts[2], guard.state, guard.pending)
+        state = _update(optimizer, guard.state, pending)
     except FloatingPointError as exc:
         _diverged(guard, count, guard.epoch, f"a floating-point error ({exc})", exc)
-    if not _is_finite(state):
+    if full and not _is_finite(state):
         _diverged(guard, count, guard.epoch, _not_finite(state))
     return state
 
@@ -580,10 +590,12 @@ def fit(
 
     Memory: to hand back the state before a bad update, ``fit`` keeps one
     earlier state beside the current one. For a step from
-    :func:`make_step` it needs none: it runs each step in two halves
-    (update, then the next loss and gradients) and checks the loss in
-    between, while the state before the update is still at hand, so a run
-    peaks at two states as ``toolz.reduce`` does. The result is the same,
+    :func:`make_step` it runs the same fold as a loop, each step as the
+    update, then the next forward pass and loss, then the backward pass. It
+    checks the loss before the backward pass, while the state before the
+    update is still at hand, and lets that state and the applied gradients
+    go before the backward pass runs: a run peaks at two states and one set
+    of gradients, less than ``toolz.reduce`` needs. The result is the same,
     bit for bit.
 
     Guaranteed: the state returned, and ``.state`` of the exception, are
@@ -619,12 +631,7 @@ def fit(
     # finite state, rather than as a stream of NumPy warnings first.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if parts is not None:
-            guard = toolz.reduce(
-                functools.partial(_pipelined_step, parts, check_every),
-                batches,
-                start,
-            )
-            return _finish_pipelined(parts, guard)
+            return _fit_in_halves(parts, batches, state, check_every)
         guard = toolz.reduce(
             functools.partial(_guarded_step, step, check_every), batches, start
         )

@@ -1,5 +1,7 @@
 """Training that produces NaN or infinity stops with the last finite state."""
 
+import weakref
+
 import numpy as np
 import pytest
 import toolz
@@ -53,6 +55,89 @@ def test_fit_over_a_make_step_step_equals_the_fold_bit_for_bit(optimizer):
         _assert_same_state(
             funnet.fit(step, data, state), toolz.reduce(step, data, state)
         )
+
+
+def _watched_dense(n_out, on_forward, on_backward):
+    """``dense(n_out)`` that calls ``on_forward(params)`` and ``on_backward()``."""
+    base = funnet.layers.dense(n_out)
+
+    def forward(params, X):
+        on_forward(params)
+        return base.forward(params, X)
+
+    def backward(params, cache, dY):
+        on_backward()
+        return base.backward(params, cache, dY)
+
+    def backward_params(params, cache, dY):
+        on_backward()
+        return base.backward_params(params, cache, dY)
+
+    return base._replace(
+        forward=forward, backward=backward, backward_params=backward_params
+    )
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda: funnet.sgd(0.1),
+        lambda: funnet.optimizers.adam(0.01),
+        lambda: funnet.optimizers.Optimizer(*funnet.optimizers.adam(0.01)[:2]),
+    ],
+    ids=["sgd", "adam", "adam-without-fused-step"],
+)
+def test_fit_lets_the_state_before_an_update_go_before_the_backward_pass(optimizer):
+    # Once the new state's loss is known finite, neither the state before the
+    # update nor the gradients it applied are needed: the backward pass of
+    # step k runs with the params of step k - 1 already freed.
+    seen, alive = [], []
+
+    def on_forward(params):
+        seen.append(weakref.ref(params["W"]))
+
+    def on_backward():
+        if len(seen) > 2:  # the caller keeps the starting state
+            alive.append(seen[-2]() is not None)
+
+    L = funnet.layers
+    net = L.serial(_watched_dense(8, on_forward, on_backward), L.relu(), L.dense(2))
+    opt = optimizer()
+    step = funnet.make_step(net, losses.softmax_cross_entropy, opt)
+    state = funnet.init_train_state(funnet.init(net, X.shape[1], seed=0), opt)
+    out = funnet.fit(step, funnet.batches(X, Y, 64, seed=0, epochs=1), state)
+    assert out.step == 9 and len(alive) == 7
+    assert not any(alive)
+
+
+@pytest.mark.parametrize("where, good_step", [("forward", 2), ("backward", 3)])
+def test_a_floating_point_error_in_a_step_hands_back_the_last_state_with_a_finite_loss(
+    where, good_step
+):
+    # An error in the forward pass of state 3 leaves its loss unknown, so
+    # state 2 is handed back; one in its backward pass comes after state 3's
+    # loss was found finite, so state 3 is.
+    calls = {"forward": 0, "backward": 0}
+
+    def count(part):
+        def on_call(*_):
+            calls[part] += 1
+            if part == where and calls[part] == 4:
+                raise FloatingPointError("underflow encountered in multiply")
+
+        return on_call
+
+    L = funnet.layers
+    net = L.serial(_watched_dense(8, count("forward"), count("backward")), L.dense(2))
+    opt = funnet.optimizers.adam(0.01)
+    step = funnet.make_step(net, losses.softmax_cross_entropy, opt)
+    state = funnet.init_train_state(funnet.init(net, X.shape[1], seed=0), opt)
+    data = list(funnet.batches(X, Y, 64, seed=0, epochs=1))
+    with pytest.raises(TrainingDiverged, match="floating-point error") as info:
+        funnet.fit(step, data, state)
+    assert info.value.step == 4
+    assert isinstance(info.value.__cause__, FloatingPointError)
+    _assert_same_state(info.value.state, toolz.reduce(step, data[:good_step], state))
 
 
 def test_a_diverging_make_step_run_hands_back_the_state_before_the_bad_update():
