@@ -507,11 +507,11 @@ def _fit_in_halves(
     forward pass and loss on the new state, then its backward pass. The loss
     is checked between the forward and backward passes: when it is not
     finite the state before the update, still at hand, is the last good one;
-    when it is, the new state vouches for itself, and the state before it
-    and the applied gradients are let go before the backward pass. A run
-    so peaks at two states and one set of gradients. The calls are those of
-    ``_train_step`` in the same order, so the result is the same, bit for
-    bit.
+    when it is, the new state vouches for itself. The gradients go as soon
+    as they are applied, the state before the update once the backward pass
+    is done: a run peaks at two states and one set of gradients. The calls
+    are those of ``_train_step`` in the same order, so the result is the
+    same, bit for bit.
     """
     net, loss, optimizer, entropy = parts
     count, epoch, pending = 0, None, None
@@ -533,14 +533,17 @@ def _fit_in_halves(
         if not np.isfinite(front[0]):
             reason = f"the loss is {front[0]}"
             _diverged(guard, count + 1, epoch, reason, bad_loss=True)
-        # The loss just checked vouches for ``state``: the one before it goes.
-        guard = _Guard(state, count, (), verified, epoch)
+        # The loss just checked vouches for ``state``; the one before it
+        # goes after the backward pass. Let go earlier, its memory would be
+        # at the top of the heap with the activations when they are freed,
+        # and glibc would hand it back to the system only to fault it in
+        # again on the next step.
         try:
             pending = _back(net, optimizer, state, front)
         except FloatingPointError as exc:
             reason = f"a floating-point error ({exc})"
             _diverged(guard, count + 1, epoch, reason, exc)
-        del front
+        del front, guard
     if pending is None:
         return state
     return _apply(optimizer, _Guard(state, count, (), verified, epoch), pending, True)
@@ -593,10 +596,9 @@ def fit(
     :func:`make_step` it runs the same fold as a loop, each step as the
     update, then the next forward pass and loss, then the backward pass. It
     checks the loss before the backward pass, while the state before the
-    update is still at hand, and lets that state and the applied gradients
-    go before the backward pass runs: a run peaks at two states and one set
-    of gradients, less than ``toolz.reduce`` needs. The result is the same,
-    bit for bit.
+    update is still at hand, and lets the applied gradients go as soon as
+    the update is made: a run peaks at two states and one set of gradients,
+    less than ``toolz.reduce`` needs. The result is the same, bit for bit.
 
     Guaranteed: the state returned, and ``.state`` of the exception, are
     finite throughout. ``.state`` is the last state with a finite loss

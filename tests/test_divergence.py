@@ -78,35 +78,42 @@ def _watched_dense(n_out, on_forward, on_backward):
     )
 
 
-@pytest.mark.parametrize(
-    "optimizer",
-    [
-        lambda: funnet.sgd(0.1),
-        lambda: funnet.optimizers.adam(0.01),
-        lambda: funnet.optimizers.Optimizer(*funnet.optimizers.adam(0.01)[:2]),
-    ],
-    ids=["sgd", "adam", "adam-without-fused-step"],
-)
-def test_fit_lets_the_state_before_an_update_go_before_the_backward_pass(optimizer):
-    # Once the new state's loss is known finite, neither the state before the
-    # update nor the gradients it applied are needed: the backward pass of
-    # step k runs with the params of step k - 1 already freed.
-    seen, alive = [], []
+def _recording(optimizer, applied):
+    """``optimizer``, noting a weak reference to each set of grads it gets."""
+
+    def note(fn):
+        def call(grads, *rest):
+            applied.append(weakref.ref(grads["W1"]))
+            return fn(grads, *rest)
+
+        return call
+
+    step = None if optimizer.step is None else note(optimizer.step)
+    return optimizer._replace(update=note(optimizer.update), step=step)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-step", "update"])
+def test_fit_holds_two_states_and_frees_the_applied_gradients_before_the_forward_pass(
+    fused,
+):
+    # While step k runs its forward pass, the state of step k - 2 and the
+    # gradients applied to make state k are already gone.
+    seen, applied, alive = [], [], []
 
     def on_forward(params):
         seen.append(weakref.ref(params["W"]))
-
-    def on_backward():
-        if len(seen) > 2:  # the caller keeps the starting state
-            alive.append(seen[-2]() is not None)
+        if len(seen) > 3:  # the caller keeps the starting state
+            alive.append(seen[-3]() is not None)
+        alive.extend(ref() is not None for ref in applied)
 
     L = funnet.layers
-    net = L.serial(_watched_dense(8, on_forward, on_backward), L.relu(), L.dense(2))
-    opt = optimizer()
+    net = L.serial(_watched_dense(8, on_forward, lambda: None), L.relu(), L.dense(2))
+    adam = funnet.optimizers.adam(0.01)
+    opt = _recording(adam if fused else adam._replace(step=None), applied)
     step = funnet.make_step(net, losses.softmax_cross_entropy, opt)
     state = funnet.init_train_state(funnet.init(net, X.shape[1], seed=0), opt)
     out = funnet.fit(step, funnet.batches(X, Y, 64, seed=0, epochs=1), state)
-    assert out.step == 9 and len(alive) == 7
+    assert out.step == 9 and len(applied) == 9 and len(alive) == 6 + 36
     assert not any(alive)
 
 
