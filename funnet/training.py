@@ -587,9 +587,10 @@ def fit(
     - every ``check_every`` steps and after the last one, every array of
       the state (O(params), too slow for every step);
     - a :class:`FloatingPointError` raised inside the step counts as
-      divergence too. NumPy's overflow and invalid-value warnings are
-      silenced while ``fit`` runs: the divergence is reported once, by
-      :class:`TrainingDiverged`.
+      divergence too. NumPy's floating-point warnings and errors
+      (``np.seterr``) are off while ``fit`` runs: a divergence is reported
+      once, by :class:`TrainingDiverged`, and underflow, which is no
+      error in training, is not reported at all.
 
     Memory: to hand back the state before a bad update, ``fit`` keeps one
     earlier state beside the current one. For a step from
@@ -631,7 +632,9 @@ def fit(
     parts = _split_step(step)
     # Overflow and NaN are reported once, as TrainingDiverged with the last
     # finite state, rather than as a stream of NumPy warnings first.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    # Underflow is no error in training: small numbers rounding to zero
+    # (or to subnormals) is the right result, even under np.seterr(all=...).
+    with np.errstate(all="ignore"):
         if parts is not None:
             return _fit_in_halves(parts, batches, state, check_every)
         guard = toolz.reduce(

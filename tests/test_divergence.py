@@ -298,3 +298,19 @@ def test_a_non_finite_optimizer_state_is_named_as_such():
     start = funnet.init_train_state(PARAMS, funnet.optimizers.adam(0.1))
     with pytest.raises(TrainingDiverged, match="the optimizer state became NaN"):
         funnet.fit(step, [(X[:2], Y[:2])] * 3, start)
+
+
+def test_underflow_is_no_divergence_even_when_numpy_raises_on_every_error():
+    # Products of tiny weights round to subnormals or zero: the right result.
+    net = funnet.mlp([8], n_outputs=2)
+    params = funnet.init(net, X.shape[1], seed=0, dtype=np.float32)
+    params = funnet.params.assoc(params, "W2", np.asarray(params["W2"]) * 1e-37)
+    opt = funnet.optimizers.adam(1e-3)
+    step = funnet.make_step(net, losses.softmax_cross_entropy, opt)
+    state = funnet.init_train_state(params, opt)
+    data = list(funnet.batches(X.astype(np.float32), Y, 64, seed=0, epochs=2))
+    with np.errstate(all="raise"):
+        with pytest.raises(FloatingPointError, match="underflow"):
+            step(state, data[0])  # the step itself underflows
+        out = funnet.fit(step, data, state)
+    assert out.step == len(data) and _is_finite(out)
