@@ -14,6 +14,13 @@ logits instead of probabilities keeps them finite: no ``log(0)``, no
 ``exp`` of a large positive number, for any finite input (logits of
 :math:`\pm 10^4` included).
 
+Gradient entries smaller in magnitude than ``tiny / eps`` of their dtype
+(1e-31 in float32, 1e-292 in float64) are returned as zero. They come from
+samples fitted all but perfectly, change no update, and through the
+backward pass's products would fill the gradients with subnormal numbers,
+which the CPU computes with many times slower (a float32 run whose loss had
+reached 1e-6 slowed down 2.7 times).
+
 >>> import numpy as np
 >>> value, grad = softmax_cross_entropy(np.array([[2.0, 0.0]]), np.array([0]))
 >>> round(float(value), 4)
@@ -28,6 +35,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from funnet._floats import limits
+
 __all__ = [
     "Loss",
     "softmax_cross_entropy",
@@ -39,6 +48,15 @@ __all__ = [
 ]
 
 Loss = Callable[[np.ndarray, np.ndarray], tuple[np.generic, np.ndarray]]
+
+
+def _flushed(G: np.ndarray) -> np.ndarray:
+    """``G`` with its entries below ``tiny / eps`` set to zero, in place."""
+    if G.dtype.kind == "f":
+        # A boolean index: for arrays of a batch's outputs, fewer calls
+        # than flush_below's in-place passes, which pay off on large ones.
+        G[np.abs(G) < limits(G.dtype)[1]] = 0
+    return G
 
 
 def _check_outputs(name: str, outputs: np.ndarray) -> None:
@@ -146,7 +164,7 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray):
             P /= sums
             P[rows, labels] -= 1.0
             P *= inv_n
-            return value, P
+            return value, _flushed(P)
         logp = _log_softmax(logits)
         P = np.exp(logp)
         T = np.asarray(targets, dtype=logits.dtype)
@@ -154,7 +172,7 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray):
         # A zero target times a finite log-probability is 0: no 0 * log(0).
         value = -(T * logp).sum(axis=1).mean()
         dZ = (P * T.sum(axis=1, keepdims=True) - T) * inv_n
-    return value, dZ
+    return value, _flushed(dZ)
 
 
 def binary_cross_entropy(logits: np.ndarray, targets: np.ndarray):
@@ -197,7 +215,7 @@ def binary_cross_entropy(logits: np.ndarray, targets: np.ndarray):
         E = np.exp(-np.abs(logits))
         value = (np.maximum(logits, 0) - logits * t + np.log1p(E)).mean()
         sig = np.where(logits >= 0, 1 / (1 + E), E / (1 + E))
-        return value, (sig - t) * (1.0 / logits.size)
+        return value, _flushed((sig - t) * (1.0 / logits.size))
 
 
 def mean_squared_error(outputs: np.ndarray, targets: np.ndarray):
@@ -234,7 +252,7 @@ def mean_squared_error(outputs: np.ndarray, targets: np.ndarray):
         )
     diff = outputs - t.astype(outputs.dtype, copy=False)
     with np.errstate(under="ignore"):  # tiny differences square to 0
-        return (diff * diff).mean(), diff * (2.0 / outputs.size)
+        return (diff * diff).mean(), _flushed(diff * (2.0 / outputs.size))
 
 
 LOSSES: dict[str, Loss] = {

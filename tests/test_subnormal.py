@@ -1,9 +1,11 @@
-"""Decaying optimizer state does not stay on subnormal numbers.
+"""Training keeps subnormal numbers out of its arithmetic.
 
-The accumulators of an entry whose gradient is exactly zero (a dead ReLU
+Arithmetic on subnormal numbers is many times slower. Two places make them:
+the accumulators of an entry whose gradient is exactly zero (a dead ReLU
 unit's weights) shrink into the subnormal range and, without help, stay
-there; arithmetic on them is many times slower. Every ``FLUSH_EVERY``
-updates the optimizers set them to zero, which changes no update.
+there, so every ``FLUSH_EVERY`` updates the optimizers set them to zero;
+and the loss gradient of samples fitted all but perfectly, whose entries
+below ``tiny / eps`` the losses return as zero. Neither changes an update.
 """
 
 import numpy as np
@@ -12,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import funnet
+from funnet import losses
 from funnet.optimizers import (
     adam,
     adamw,
@@ -165,3 +169,72 @@ def test_the_smallest_normal_number_is_kept_and_the_largest_subnormal_is_not(dty
     state = _with(opt.init(params), rules.FLUSH_EVERY - 1, lambda a: 2 * values)
     _, new = opt.update(Params(w=np.zeros(4, dtype)), state, params)
     np.testing.assert_array_equal(new.velocity["w"], [info.tiny, -info.tiny, 0, 0])
+
+
+_LOSSES = {
+    "softmax_cross_entropy": (losses.softmax_cross_entropy, "labels"),
+    "softmax_cross_entropy-rows": (losses.softmax_cross_entropy, "rows"),
+    "binary_cross_entropy": (losses.binary_cross_entropy, "rows"),
+    "mean_squared_error": (losses.mean_squared_error, "rows"),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_gradients_of_well_fitted_samples_have_no_subnormal_entries(dtype):
+    limit = np.finfo(dtype).tiny / np.finfo(dtype).eps
+    # margins that put the wrong classes' gradient P / n far below, below
+    # and above tiny / eps, and at 1e-3
+    n = 4
+    margins = -np.log(n * np.array([limit * 1e-12, limit / 3, limit * 3, 1e-3]))
+    logits = np.zeros((n, 3), dtype)
+    logits[:, 0] = margins
+    labels = np.zeros(n, int)
+    _, grad = losses.softmax_cross_entropy(logits, labels)
+    wrong = grad[:, 1:]
+    assert not _is_subnormal(grad).any()
+    assert (wrong[:2] == 0).all() and (wrong[2:] > limit / 4).all()
+    # the entries kept are the formula's (P - T) / n, computed apart
+    z = logits.astype(np.float64)
+    P = np.exp(z - z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(wrong[2:], P[2:, 1:] / n, rtol=1e-5)
+
+
+@settings(max_examples=60)
+@given(
+    st.sampled_from(list(_LOSSES)),
+    _dtypes.flatmap(
+        lambda dt: hnp.arrays(
+            dt, (3, 2), elements=st.floats(-200, 200, width=dt(0).nbytes * 8)
+        )
+    ),
+)
+def test_no_loss_returns_a_gradient_entry_below_tiny_over_eps(name, outputs):
+    loss, kind = _LOSSES[name]
+    dtype = outputs.dtype.type
+    if kind == "labels":
+        targets = np.array([0, 1, 1])
+    elif name.startswith("softmax"):
+        targets = np.array([[1, 0], [0, 1], [0.5, 0.5]], dtype)
+    else:
+        targets = (outputs > 0).astype(dtype)
+    with np.errstate(under="ignore"):
+        _, grad = loss(outputs, targets)
+    limit = np.finfo(dtype).tiny / np.finfo(dtype).eps
+    small = np.abs(grad) < limit
+    assert (grad[small] == 0).all()
+
+
+def test_a_network_fitted_with_huge_margins_gets_no_subnormal_gradients():
+    net = funnet.mlp([16], n_outputs=3)
+    params = funnet.init(net, 4, seed=0, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.5, 1.0, (8, 4)).astype(np.float32)
+    y = np.zeros(8, int)
+    # the first output far above the others for every sample: e^{-100}
+    W2 = np.zeros((16, 3), np.float32)
+    b2 = np.array([100.0, 0.0, 0.0], np.float32)
+    params = funnet.params.assoc(funnet.params.assoc(params, "W2", W2), "b2", b2)
+    _, grads = funnet.value_and_grad(net, losses.softmax_cross_entropy)(params, X, y)
+    for k, g in grads.items():
+        assert not _is_subnormal(g).any(), k

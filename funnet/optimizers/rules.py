@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from funnet._floats import flush_below, limits
 from funnet.optimizers._core import (
     AdagradState,
     AdamState,
@@ -522,17 +523,10 @@ def _flush_due(count: int) -> bool:
 
 
 def _flush_subnormal(x: np.ndarray, scratch: np.ndarray) -> None:
-    """Set the subnormal entries of ``x`` to zero, in place.
-
-    ``scratch``, a float array of ``x``'s shape, is overwritten. NaN and
-    infinity stay as they are (the comparison is false for NaN, and
-    ``NaN * 0`` is NaN).
-    """
-    if x.dtype.kind != "f":
-        return
-    np.abs(x, out=scratch)
-    np.greater_equal(scratch, np.finfo(x.dtype).tiny, out=scratch)
-    x *= scratch
+    """Set the subnormal entries of ``x`` to zero, in place (see
+    :mod:`funnet._floats`); ``scratch``, of ``x``'s shape, is overwritten."""
+    if x.dtype.kind == "f":
+        flush_below(x, limits(x.dtype)[0], scratch)
 
 
 def _flush_array(a: np.ndarray) -> None:
