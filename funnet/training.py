@@ -220,7 +220,8 @@ def _sgd_step(
         )
     X, y = _unpack(batch, params, "gradient_descent")
     Y, cache, _ = _forward(net, params, X)
-    _, dY = loss(Y, y)
+    value, dY = loss(Y, y)
+    _check_batch_if_not_finite(value, X, "gradient_descent")
     grads = _param_grads(net, params, cache, dY)
     return tree_map2(lambda p, g: p - learning_rate * g, params, grads)
 
@@ -293,7 +294,27 @@ def _front(
         net, params, X, training=True, rng=rng, state=state.net_state
     )
     value, dY = loss(Y, y)
+    _check_batch_if_not_finite(value, X, "make_step")
     return value, dY, cache, net_state
+
+
+def _check_batch_if_not_finite(value: Any, X: np.ndarray, fn: str) -> None:
+    """Name a NaN or infinity in the batch's inputs when the loss is not finite.
+
+    The steps do not check their batches (:func:`batches` and
+    :func:`prepare` check a data set once; the losses check their
+    targets), but a non-finite loss costs a look at the inputs: bad data is
+    named as such, not left to pass for divergence.
+    """
+    if np.isfinite(value):
+        return
+    bad = _checks.first_non_finite(X)
+    if bad is not None:
+        raise ValueError(
+            f"{fn}: the batch's X holds {X[bad]} at index {bad}; expected "
+            f"finite data (funnet.batches and funnet.prepare check a whole "
+            f"data set up front)"
+        )
 
 
 def _back(

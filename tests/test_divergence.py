@@ -314,3 +314,33 @@ def test_underflow_is_no_divergence_even_when_numpy_raises_on_every_error():
             step(state, data[0])  # the step itself underflows
         out = funnet.fit(step, data, state)
     assert out.step == len(data) and _is_finite(out)
+
+
+@pytest.mark.parametrize("where", ["X", "y"])
+@pytest.mark.parametrize("how", ["step", "fit", "gradient_descent"])
+def test_a_nan_in_a_hand_made_batch_is_named_not_taken_for_divergence(how, where):
+    net = funnet.mlp([8], n_outputs=1)
+    Xb, yb = X[:16].copy(), X[:16, :1].copy()  # a regression target
+    (Xb if where == "X" else yb)[5, 0] = np.nan
+    loss = losses.mean_squared_error
+    params = funnet.init(net, X.shape[1], seed=0)
+    if how == "gradient_descent":
+        call = lambda: funnet.gradient_descent(net, loss, 0.1)(
+            params, (Xb, yb)
+        )  # noqa: E731
+    else:
+        opt = funnet.sgd(0.1)
+        step = funnet.make_step(net, loss, opt)
+        state = funnet.init_train_state(params, opt)
+        call = (  # noqa: E731
+            (lambda: step(state, (Xb, yb)))
+            if how == "step"
+            else (lambda: funnet.fit(step, [(Xb, yb)], state))
+        )
+    # the loss checks its targets itself
+    message = {
+        "X": r"batch's X holds nan at index \(5, 0\)",
+        "y": "targets contain NaN",
+    }
+    with pytest.raises(ValueError, match=message[where]):
+        call()
