@@ -67,7 +67,12 @@ def test_drawn_networks_backward_matches_central_differences(net, data):
     check_grads(layer_objective(case.layer), case.params, case.X)
 
 
-@pytest.mark.parametrize("name", ["dense", "sigmoid", "tanh", "softmax", "serial"])
+# Smooth layers only: float32's step h is large enough that the kinks of a
+# ReLU inside a network, crossed by several samples on both sides of a
+# point, can escape the kink test; the float64 checks above cover ReLU.
+@pytest.mark.parametrize(
+    "name", ["dense", "sigmoid", "tanh", "softmax", "serial_nested"]
+)
 @given(data=st.data())
 def test_smooth_layers_pass_the_loose_float32_gradient_check(name, data):
     make, kwargs = LAYERS[name]
