@@ -85,7 +85,7 @@ def _measure(task, args, env) -> dict:
 
 def _environment(env_vars: dict[str, str]) -> dict:
     code = (
-        "import json, numpy, threadpoolctl\n"
+        "import json, numpy\n"
         "info = {'numpy': numpy.__version__}\n"
         "for m in ('torch', 'sklearn'):\n"
         "    try:\n"
@@ -96,10 +96,15 @@ def _environment(env_vars: dict[str, str]) -> dict:
         "    import torch; info['torch_threads'] = torch.get_num_threads()\n"
         "except ImportError:\n"
         "    pass\n"
-        "info['threadpools'] = [\n"
-        "    {k: p.get(k) for k in ('internal_api', 'prefix', 'version',\n"
-        "     'architecture', 'num_threads')}\n"
-        "    for p in threadpoolctl.threadpool_info()]\n"
+        "try:\n"
+        "    import threadpoolctl\n"
+        "except ImportError:\n"
+        "    info['threadpools'] = 'not shown: threadpoolctl is not installed'\n"
+        "else:\n"
+        "    info['threadpools'] = [\n"
+        "        {k: p.get(k) for k in ('internal_api', 'prefix', 'version',\n"
+        "         'architecture', 'num_threads')}\n"
+        "        for p in threadpoolctl.threadpool_info()]\n"
         "print(json.dumps(info))\n"
     )
     try:
