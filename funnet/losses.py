@@ -16,10 +16,10 @@ logits instead of probabilities keeps them finite: no ``log(0)``, no
 
 Gradient entries smaller in magnitude than ``tiny / eps`` of their dtype
 (1e-31 in float32, 1e-292 in float64) are returned as zero. They come from
-samples fitted all but perfectly, change no update, and through the
-backward pass's products would fill the gradients with subnormal numbers,
-which the CPU computes with many times slower (a float32 run whose loss had
-reached 1e-6 slowed down 2.7 times).
+samples fitted all but perfectly and move no parameter of ordinary size,
+but through the backward pass's products they would fill the gradients
+with subnormal numbers, which the CPU computes with many times slower (a
+float32 run whose loss had reached 1e-6 slowed down 2.7 times).
 
 >>> import numpy as np
 >>> value, grad = softmax_cross_entropy(np.array([[2.0, 0.0]]), np.array([0]))

@@ -5,7 +5,8 @@ the accumulators of an entry whose gradient is exactly zero (a dead ReLU
 unit's weights) shrink into the subnormal range and, without help, stay
 there, so every ``FLUSH_EVERY`` updates the optimizers set them to zero;
 and the loss gradient of samples fitted all but perfectly, whose entries
-below ``tiny / eps`` the losses return as zero. Neither changes an update.
+below ``tiny / eps`` the losses return as zero. Neither moves a parameter
+of ordinary size.
 """
 
 import numpy as np

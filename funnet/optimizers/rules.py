@@ -9,9 +9,9 @@ decaying accumulators (the velocity of momentum and Nesterov, Adam's and
 AdamW's ``mu`` and ``nu``, RMSProp's averages and velocity) smaller in
 magnitude than the dtype's smallest normal number (1.2e-38 in float32) are
 set to zero before the update is computed from them. Numbers that small
-change no update, but an entry whose gradient stays zero (a dead ReLU unit)
-would otherwise sit among them for good, and arithmetic on them is many
-times slower on x86 CPUs. Between those updates each rule runs exactly as
+move no parameter of ordinary size, but an entry whose gradient stays zero
+(a dead ReLU unit) would otherwise sit among them for good, and arithmetic
+on them is many times slower on x86 CPUs. Between those updates each rule runs exactly as
 its formula says.
 """
 
@@ -511,9 +511,10 @@ _BLOCK = 1 << 16
 # subnormal numbers, below the dtype's smallest normal one, and stay there:
 # for the smallest of them rounding gives back 0.9 x == x. x86 CPUs compute
 # with subnormal operands many times slower, and a vector holding one is
-# slow throughout: with one unit in 16 dead, Adam's update ran 3.5 times
-# slower. Every FLUSH_EVERY updates those entries are set to zero, before
-# the update is computed from them; a number that small changes no update.
+# slow throughout: with one unit in 16 dead, Adam's update ran 3.4-4.1
+# times slower. Every FLUSH_EVERY updates those entries are set to zero, before
+# the update is computed from them; a number that small moves no parameter
+# of ordinary size.
 FLUSH_EVERY = 64
 
 
