@@ -530,9 +530,9 @@ def _fit_in_halves(
     finite the state before the update, still at hand, is the last good one;
     when it is, the new state vouches for itself. The gradients go as soon
     as they are applied, the state before the update once the backward pass
-    is done: a run peaks at two states and one set of gradients. The calls
-    are those of ``_train_step`` in the same order, so the result is the
-    same, bit for bit.
+    is done: a run holds at most two states, one set of gradients and one
+    batch's activations at once. The calls are those of ``_train_step`` in
+    the same order, so the result is the same, bit for bit.
     """
     net, loss, optimizer, entropy = parts
     count, epoch, pending = 0, None, None
@@ -619,8 +619,9 @@ def fit(
     update, then the next forward pass and loss, then the backward pass. It
     checks the loss before the backward pass, while the state before the
     update is still at hand, and lets the applied gradients go as soon as
-    the update is made: a run peaks at two states and one set of gradients,
-    less than ``toolz.reduce`` needs. The result is the same, bit for bit.
+    the update is made: a run holds at most two states, one set of
+    gradients and one batch's activations at once. The result is the same,
+    bit for bit.
 
     Guaranteed: the state returned, and ``.state`` of the exception, are
     finite throughout. ``.state`` is the last state with a finite loss

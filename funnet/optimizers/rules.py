@@ -11,8 +11,8 @@ magnitude than the dtype's smallest normal number (1.2e-38 in float32) are
 set to zero before the update is computed from them. Numbers that small
 move no parameter of ordinary size, but an entry whose gradient stays zero
 (a dead ReLU unit) would otherwise sit among them for good, and arithmetic
-on them is many times slower on x86 CPUs. Between those updates each rule runs exactly as
-its formula says.
+on them is many times slower on x86 CPUs. Between those updates each rule
+runs exactly as its formula says.
 """
 
 from __future__ import annotations
@@ -512,9 +512,9 @@ _BLOCK = 1 << 16
 # for the smallest of them rounding gives back 0.9 x == x. x86 CPUs compute
 # with subnormal operands many times slower, and a vector holding one is
 # slow throughout: with one unit in 16 dead, Adam's update ran 3.4-4.1
-# times slower. Every FLUSH_EVERY updates those entries are set to zero, before
-# the update is computed from them; a number that small moves no parameter
-# of ordinary size.
+# times slower. Every FLUSH_EVERY updates those entries are set to zero,
+# before the update is computed from them; a number that small moves no
+# parameter of ordinary size.
 FLUSH_EVERY = 64
 
 
