@@ -351,9 +351,10 @@ def _resumed_args(
     for key, value in saved.items():
         given = _as_json(merged.get(key, value))
         if given != value and given != _as_json(defaults.get(key)):
+            kept = "default" if value is None else repr(value)
             raise ValueError(
                 f"--resume: --{key.replace('_', '-')} {given!r} differs from "
-                f"the checkpoint's {value!r}; a resumed run keeps the "
+                f"the checkpoint's {kept}; a resumed run keeps the "
                 f"checkpoint's settings, so leave the option out"
             )
         merged[key] = value
@@ -528,9 +529,14 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
         file=out,
     )
     if ckpt is not None:
+        plan = (
+            f"training to {args.epochs} epochs"
+            if done_epochs < args.epochs
+            else "nothing left to train"
+        )
         print(
             f"resuming from {args.resume}: {done_epochs} epochs and "
-            f"{state.step} steps done, training to {args.epochs} epochs",
+            f"{state.step} steps done, {plan}",
             file=out,
         )
         if done_epochs >= args.epochs:
@@ -628,9 +634,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         train(args)
     except TrainingDiverged as exc:
         epoch = "" if exc.epoch is None else f" in epoch {exc.epoch + 1}"
+        also = " or --weight-decay" if getattr(args, "weight_decay", None) else ""
         print(
             f"funnet: error: training diverged{epoch} at step {exc.step}: "
-            f"{exc.reason}; try a smaller --lr",
+            f"{exc.reason}; try a smaller --lr{also}",
             file=sys.stderr,
         )
         return 1

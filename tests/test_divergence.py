@@ -269,8 +269,20 @@ def test_funnet_train_reports_divergence_and_saves_the_last_finite_state(
     err = capsys.readouterr().err
     assert code == 1
     assert "training diverged in epoch 1 at step" in err
+    assert err.rstrip().endswith("try a smaller --lr")
     ckpt = funnet.checkpoint.load(path)
     assert _is_finite(ckpt.state) and ckpt.step is not None
+
+
+def test_a_divergence_with_weight_decay_given_names_it_in_the_advice(capsys):
+    args = ["train", "--data", "breast_cancer", "--hidden", "4", "--epochs", "3"]
+    code = funnet.cli.main([*args, "--weight-decay", "1e30"])
+    assert code == 1
+    assert (
+        capsys.readouterr()
+        .err.rstrip()
+        .endswith("try a smaller --lr or --weight-decay")
+    )
 
 
 def test_divergence_is_reported_once_without_numpy_warnings():

@@ -214,6 +214,8 @@ def test_resuming_a_finished_run_to_fewer_epochs_says_there_is_nothing_to_do(tmp
     before = checkpoint.load(tmp_path / "run.npz")
     done = _train(tmp_path, "--resume", "run.npz", "--epochs", "1")
     assert "already trained 2 epochs; pass a larger --epochs" in done.stderr
+    assert "nothing left to train" in done.stdout
+    assert "training to 1 epochs" not in done.stdout
     after = checkpoint.load(tmp_path / "run.npz")
     assert after.epoch == 2 and after.config["training"]["epochs"] == 2
     assert after.config == before.config and after.state.params.equals(
@@ -229,6 +231,8 @@ def test_resuming_a_finished_run_to_fewer_epochs_says_there_is_nothing_to_do(tmp
             ["--activation", "tanh"],
             "--activation 'tanh' differs from the checkpoint's 'relu'",
         ),
+        # the run was saved with the optimizer's default rate
+        (["--lr", "0.5"], "--lr 0.5 differs from the checkpoint's default;"),
     ],
 )
 def test_resume_refuses_options_that_contradict_the_checkpoint(
