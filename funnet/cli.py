@@ -348,10 +348,14 @@ def _resumed_args(
         )
     defaults = vars(build_parser().parse_args(["train"]))
     merged = vars(args).copy()
+    # Options saved as None ran with a default that depends on others.
+    ran = argparse.Namespace(**{**defaults, **saved})
+    resolved = {"lr": _learning_rate(ran), "weight_decay": _weight_decay(ran)}
     for key, value in saved.items():
         given = _as_json(merged.get(key, value))
-        if given != value and given != _as_json(defaults.get(key)):
-            kept = "default" if value is None else repr(value)
+        used = resolved.get(key) if value is None else value
+        if given not in (value, used, _as_json(defaults.get(key))):
+            kept = repr(value) if value is not None else f"default, {used!r}"
             raise ValueError(
                 f"--resume: --{key.replace('_', '-')} {given!r} differs from "
                 f"the checkpoint's {kept}; a resumed run keeps the "

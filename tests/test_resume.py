@@ -232,7 +232,7 @@ def test_resuming_a_finished_run_to_fewer_epochs_says_there_is_nothing_to_do(tmp
             "--activation 'tanh' differs from the checkpoint's 'relu'",
         ),
         # the run was saved with the optimizer's default rate
-        (["--lr", "0.5"], "--lr 0.5 differs from the checkpoint's default;"),
+        (["--lr", "0.5"], r"--lr 0.5 differs from the checkpoint's default, 0.03;"),
     ],
 )
 def test_resume_refuses_options_that_contradict_the_checkpoint(
@@ -292,3 +292,16 @@ def test_resume_refuses_data_that_changed_since_the_checkpoint(
     capsys.readouterr()
     assert funnet.cli.main(["train", "--resume", "c.npz"]) == 2
     assert "differ from those the checkpoint was trained on" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--lr", "0.03"], ["--weight-decay", "0.5"]])
+def test_resume_accepts_an_option_equal_to_the_default_the_run_used(
+    tmp_path, capsys, monkeypatch, option
+):
+    # adamw's defaults: lr 0.03, weight decay 0.5; the checkpoint saved None
+    monkeypatch.chdir(tmp_path)
+    base = ["train", "--data", "breast_cancer", "--hidden", "4"]
+    assert funnet.cli.main([*base, "--epochs", "1", "--save", "c.npz"]) == 0
+    resumed = ["train", "--resume", "c.npz", "--epochs", "2", *option]
+    assert funnet.cli.main(resumed) == 0, capsys.readouterr().err
+    assert checkpoint.load(tmp_path / "c.npz").epoch == 2
