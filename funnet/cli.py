@@ -592,7 +592,7 @@ def train(args: argparse.Namespace, out=None) -> dict[str, Any]:
     summary = {
         "dataset": name,
         "test_accuracy": test_acc,
-        "epochs": args.epochs,
+        "epochs": max(args.epochs, done_epochs),
         "seed": args.seed,
         "seconds": round(total, 3),
         "hidden": args.hidden,

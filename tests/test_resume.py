@@ -1,5 +1,6 @@
 """Stopping and resuming gives bit-identical params, across processes."""
 
+import json
 import os
 import re
 import subprocess
@@ -212,10 +213,11 @@ def test_resuming_without_save_updates_the_resumed_checkpoint(tmp_path):
 def test_resuming_a_finished_run_to_fewer_epochs_says_there_is_nothing_to_do(tmp_path):
     _train(tmp_path, "--epochs", "2", "--save", "run.npz")
     before = checkpoint.load(tmp_path / "run.npz")
-    done = _train(tmp_path, "--resume", "run.npz", "--epochs", "1")
+    done = _train(tmp_path, "--resume", "run.npz", "--epochs", "1", "--json")
     assert "already trained 2 epochs; pass a larger --epochs" in done.stderr
     assert "nothing left to train" in done.stdout
     assert "training to 1 epochs" not in done.stdout
+    assert json.loads(done.stdout.splitlines()[-1])["epochs"] == 2
     after = checkpoint.load(tmp_path / "run.npz")
     assert after.epoch == 2 and after.config["training"]["epochs"] == 2
     assert after.config == before.config and after.state.params.equals(
